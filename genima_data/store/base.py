@@ -1,0 +1,389 @@
+"""What both store back-ends share: lifecycle, crash safety, structural checks and the copy loop.
+
+Lifecycle of a dataset on disk::
+
+    create ──> pending (marker holds the intended manifest) ──> episodes land one by one, each renamed
+               into place when complete ──> commit: the manifest with the episode index is written last
+
+* A reader (`mode="r"`) sees only the committed manifest and the episodes it indexes; a dataset that was
+  never committed is reported as incomplete, never read as if it were whole.
+* A writer re-attaching to the same path with the same manifest identity resumes: complete episodes are
+  kept (`has_episode`) and leftovers of interrupted writes (``.tmp-*``) are removed.
+* A different dataset at the destination is refused.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+
+from genima_data import __version__
+from genima_data.episode import REQUIRED_PATHS, ArraySource, Episode, spec_for
+from genima_data.errors import GenimaDataError, StoreError
+from genima_data.schema import (
+    EpisodeMeta,
+    EpisodeSummary,
+    Manifest,
+    StorageInfo,
+    natural_key,
+    parse_model,
+)
+from genima_data.store.codecs import DEFAULT_CODECS, get_codec, required_packages
+
+Mode = Literal["r", "a"]
+COPY_BLOCK_BYTES = 8 << 20  # frames copied per block: bounded memory whatever the episode length
+OPEN_EPISODE_CACHE = 8  # episodes kept open for random frame access
+
+
+def check_episode_structure(episode: Episode, manifest: Manifest) -> None:
+    """Raise StoreError (naming episode and field) unless the arrays fit the logical tree.
+
+    Structural only: presence, dtype, rank, frame count, joint count, camera names. Value checks (NaN,
+    limits, timestamps) belong to `genima_data.validate`.
+    """
+    eid = episode.episode_id
+    T = episode.length
+    dof = manifest.robot.dof
+    cameras = {c.name for c in manifest.cameras}
+    for required in REQUIRED_PATHS:
+        if required not in episode:
+            raise StoreError("required array is missing", episode=eid, field=required)
+    for path, source in episode.arrays.items():
+        spec = spec_for(path)
+        if spec is None:
+            raise StoreError(
+                "array is outside the logical tree (use extras/<name> for source-specific data)",
+                episode=eid,
+                field=path,
+            )
+        match = spec.regex().match(path)
+        cam = match.groupdict().get("cam") if match else None
+        if cam is not None and cam not in cameras:
+            raise StoreError(f"camera '{cam}' is not in the manifest (cameras: {sorted(cameras)})",
+                             episode=eid, field=path)
+        dtype = np.dtype(source.dtype)
+        if spec.dtype is not None and dtype != np.dtype(spec.dtype):
+            raise StoreError(f"dtype is {dtype}, expected {spec.dtype}", episode=eid, field=path)
+        shape = tuple(source.shape)
+        if not shape or shape[0] != T:
+            raise StoreError(f"has {shape[0] if shape else 0} frames, expected {T} (episode length)",
+                             episode=eid, field=path)
+        expected = [{"T": T, "dof": dof, "dof+1": dof + 1}.get(d, d) if isinstance(d, str) else d
+                    for d in spec.shape]
+        if "..." in expected:
+            continue
+        if len(shape) != len(expected) or any(
+            isinstance(e, int) and s != e for s, e in zip(shape, expected)
+        ):
+            raise StoreError(f"shape is {shape}, expected {tuple(spec.shape)}", episode=eid, field=path)
+
+
+def chunk_shape(path: str, shape: tuple[int, ...], itemsize: int) -> tuple[int, ...]:
+    """One frame per chunk for image streams; about 1 MiB along T for everything else."""
+    spec = spec_for(path)
+    if spec is not None and spec.image:
+        return (1, *shape[1:])
+    row_bytes = max(1, int(np.prod(shape[1:], dtype=np.int64)) * itemsize)
+    return (max(1, min(shape[0], (1 << 20) // row_bytes)), *shape[1:])
+
+
+def iter_blocks(source: ArraySource) -> Iterator[tuple[int, int, np.ndarray]]:
+    """Yield (start, stop, block) over the first axis, each block at most COPY_BLOCK_BYTES."""
+    shape = tuple(source.shape)
+    frame_bytes = max(1, int(np.prod(shape[1:], dtype=np.int64)) * np.dtype(source.dtype).itemsize)
+    step = max(1, COPY_BLOCK_BYTES // frame_bytes)
+    for start in range(0, shape[0], step):
+        stop = min(shape[0], start + step)
+        yield start, stop, np.asarray(source[start:stop])
+
+
+def array_kind(path: str) -> Literal["image", "array"]:
+    spec = spec_for(path)
+    return "image" if spec is not None and spec.image and spec.dtype == "uint8" else "array"
+
+
+class Dataset(ABC):
+    """A canonical GENIMA dataset on disk (HDF5 directory or zarr store), read-only or writable.
+
+    Open one with `genima_data.store.open_dataset` / `create_dataset`. Reading is lazy: `episode(id)`
+    returns an `Episode` whose arrays are file-backed; `read_frame` fetches one frame of one stream.
+    """
+
+    backend: ClassVar[Literal["hdf5", "zarr"]]
+
+    def __init__(self, path: Path, manifest: Manifest, mode: Mode) -> None:
+        self.path = Path(path)
+        self._manifest = manifest
+        self.mode: Mode = mode
+        self._open: OrderedDict[str, Episode] = OrderedDict()
+        self._written: dict[str, EpisodeSummary] = {}
+
+    # ---------------------------------------------------------------- back-end specifics
+    @abstractmethod
+    def _read_committed(self) -> str | None:
+        """Committed manifest JSON, or None."""
+
+    @abstractmethod
+    def _read_pending(self) -> str | None:
+        """Manifest JSON of a write in progress, or None."""
+
+    @abstractmethod
+    def _write_committed(self, manifest_json: str) -> None: ...
+
+    @abstractmethod
+    def _write_pending(self, manifest_json: str | None) -> None:
+        """Write the in-progress marker, or remove it (None)."""
+
+    @abstractmethod
+    def _init_layout(self) -> None:
+        """Create the empty directory structure of a new dataset."""
+
+    @abstractmethod
+    def _episode_location(self, episode_id: str) -> Path: ...
+
+    @abstractmethod
+    def _complete_on_disk(self) -> list[str]:
+        """Ids of episodes whose files/groups were completely written (committed or not)."""
+
+    @abstractmethod
+    def _cleanup_temporaries(self) -> int: ...
+
+    @abstractmethod
+    def _open_episode(self, episode_id: str) -> Episode: ...
+
+    @abstractmethod
+    def _write_episode(self, episode: Episode) -> None:
+        """Write all arrays and metadata atomically (temporary name, then rename)."""
+
+    @abstractmethod
+    def _add_arrays(self, episode_id: str, arrays: Mapping[str, ArraySource], replace: bool) -> None: ...
+
+    @abstractmethod
+    def _read_meta(self, episode_id: str) -> EpisodeMeta: ...
+
+    @abstractmethod
+    def _array_codec_names(self, episode_id: str) -> dict[str, str]:
+        """Codec name per array path of one episode, as recorded in the store."""
+
+    @classmethod
+    @abstractmethod
+    def looks_like(cls, path: Path) -> bool:
+        """Whether `path` holds (or is being written as) a dataset of this back-end."""
+
+    # ---------------------------------------------------------------- opening
+    @classmethod
+    def open(cls, path: str | Path, mode: Mode = "r") -> Dataset:
+        """Open an existing dataset. `mode="a"` attaches a writer to a committed or in-progress one."""
+        path = Path(path)
+        probe = cls.__new__(cls)
+        probe.path = path
+        committed = probe._read_committed()
+        source = committed if mode == "r" else (probe._read_pending() or committed)
+        if source is None:
+            if mode == "r" and probe._read_pending() is not None:
+                raise StoreError(
+                    "dataset is incomplete: an interrupted write never committed it; re-run the command "
+                    "that wrote it to resume",
+                    file=path,
+                )
+            raise StoreError(f"not a {cls.backend} dataset (no manifest)", file=path)
+        manifest = parse_model(Manifest, source, file=cls._manifest_file(path))
+        return cls(path, manifest, mode)
+
+    @classmethod
+    def create(
+        cls,
+        path: str | Path,
+        manifest: Manifest,
+        *,
+        append: bool = False,
+        image_codec: str | None = None,
+        array_codec: str | None = None,
+    ) -> Dataset:
+        """Start writing a dataset, or resume one: see the module docstring for the rules."""
+        path = Path(path)
+        storage = StorageInfo(
+            backend=cls.backend,
+            codecs={
+                "image": get_codec(image_codec or DEFAULT_CODECS[cls.backend]["image"], cls.backend).name,
+                "array": get_codec(array_codec or DEFAULT_CODECS[cls.backend]["array"], cls.backend).name,
+            },
+            writer=f"genima-data {__version__}",
+        )
+        if path.exists() and not cls.looks_like(path):
+            if path.is_file() or any(path.iterdir()):
+                raise StoreError(f"destination exists and is not a {cls.backend} dataset", file=path)
+        if path.exists() and cls.looks_like(path):
+            ds = cls.open(path, mode="a")
+            ds._check_same_dataset(manifest, append=append)
+            if append:
+                manifest = ds._merged_for_append(manifest)
+            storage = ds.manifest.storage or storage  # keep the codecs the dataset was started with
+        else:
+            ds = cls(path, manifest, "a")
+            ds._init_layout()
+        storage = storage.model_copy(
+            update={"requires": required_packages(cls.backend, list(storage.codecs.values()))}
+        )
+        existing = ds._manifest.episodes
+        ds._manifest = manifest.model_copy(update={"storage": storage, "episodes": existing})
+        ds._write_pending(ds._manifest.to_json())
+        ds._cleanup_temporaries()
+        return ds
+
+    @staticmethod
+    def _manifest_file(path: Path) -> Path:
+        return path
+
+    def _check_same_dataset(self, manifest: Manifest, *, append: bool) -> None:
+        mine, theirs = self._manifest.identity(), manifest.identity()
+        keys = ("robot", "cameras", "fps") if append else tuple(mine)
+        differing = [k for k in keys if mine.get(k) != theirs.get(k)]
+        if differing:
+            raise StoreError(
+                f"destination already holds a different dataset ('{self._manifest.name}'; differs in "
+                f"{', '.join(differing)}); choose another destination or remove it",
+                file=self.path,
+            )
+
+    def _merged_for_append(self, manifest: Manifest) -> Manifest:
+        tasks = {t.name: t for t in self._manifest.tasks}
+        for task in manifest.tasks:
+            if task.name in tasks:
+                merged = list(dict.fromkeys([*tasks[task.name].instructions, *task.instructions]))
+                tasks[task.name] = tasks[task.name].model_copy(update={"instructions": merged})
+            else:
+                tasks[task.name] = task
+        return self._manifest.model_copy(update={"tasks": list(tasks.values())})
+
+    # ---------------------------------------------------------------- reading
+    @property
+    def manifest(self) -> Manifest:
+        return self._manifest
+
+    @property
+    def episode_ids(self) -> list[str]:
+        """Ids of the committed episodes, in index (natural) order."""
+        return [e.episode_id for e in self._manifest.episodes]
+
+    def __len__(self) -> int:
+        return len(self._manifest.episodes)
+
+    def __contains__(self, episode_id: object) -> bool:
+        return episode_id in set(self.episode_ids)
+
+    def __iter__(self) -> Iterator[Episode]:
+        for eid in self.episode_ids:
+            with self.episode(eid) as ep:
+                yield ep
+
+    def episode(self, episode_id: str) -> Episode:
+        """A lazily backed Episode; close it (or use `with`) to release its file handles."""
+        if self.mode == "r" and episode_id not in self:
+            raise StoreError(f"no episode '{episode_id}' in the dataset", file=self.path)
+        return self._open_episode(episode_id)
+
+    def read_frame(self, episode_id: str, path: str, t: int) -> np.ndarray:
+        """Frame `t` of stream `path` of one episode; keeps recently used episodes open."""
+        ep = self._open.pop(episode_id, None) or self._open_episode(episode_id)
+        self._open[episode_id] = ep
+        while len(self._open) > OPEN_EPISODE_CACHE:
+            self._open.popitem(last=False)[1].close()
+        return np.asarray(ep[path][t])
+
+    def codecs(self) -> dict[str, str]:
+        """Codec name per array path of the first episode (all episodes share the store's codecs)."""
+        return self._array_codec_names(self.episode_ids[0]) if self.episode_ids else {}
+
+    def size_on_disk(self) -> int:
+        return sum(p.stat().st_size for p in self.path.rglob("*") if p.is_file())
+
+    # ---------------------------------------------------------------- writing
+    def _require_writable(self) -> None:
+        if self.mode != "a":
+            raise StoreError("dataset is open read-only", file=self.path)
+
+    def has_episode(self, episode_id: str) -> bool:
+        """Whether the episode is completely on disk (committed or written by an unfinished run)."""
+        return self._episode_location(episode_id).exists()
+
+    def write_episode(self, episode: Episode) -> None:
+        """Write one episode atomically: it appears complete or not at all."""
+        self._require_writable()
+        check_episode_structure(episode, self._manifest)
+        try:
+            self._write_episode(episode)
+        except GenimaDataError as exc:
+            raise exc.located(episode=episode.episode_id) from None
+        self._written[episode.episode_id] = EpisodeSummary.of(episode.meta)
+
+    def add_arrays(self, episode_id: str, arrays: Mapping[str, ArraySource], *, replace: bool = False) -> None:
+        """Add streams (e.g. rendered targets) to a complete episode, atomically."""
+        self._require_writable()
+        if not self.has_episode(episode_id):
+            raise StoreError("cannot add arrays to a missing episode", file=self.path, episode=episode_id)
+        with self._open_episode(episode_id) as current:
+            check_episode_structure(current.with_arrays(arrays), self._manifest)
+        self._drop_open(episode_id)
+        self._add_arrays(episode_id, arrays, replace)
+
+    def _drop_open(self, episode_id: str) -> None:
+        ep = self._open.pop(episode_id, None)
+        if ep is not None:
+            ep.close()
+
+    def commit(self, manifest: Manifest | None = None) -> Manifest:
+        """Index every complete episode and write the manifest last; the dataset becomes readable."""
+        self._require_writable()
+        if manifest is not None:
+            self._manifest = manifest.model_copy(update={"storage": self._manifest.storage})
+        known = {e.episode_id: e for e in self._manifest.episodes}
+        known.update(self._written)
+        summaries = [
+            known[eid] if eid in known else EpisodeSummary.of(self._read_meta(eid))
+            for eid in self._complete_on_disk()
+        ]
+        self._manifest = self._manifest.with_episodes(summaries)
+        self._write_committed(self._manifest.to_json())
+        self._write_pending(None)
+        return self._manifest
+
+    def update_manifest(self, **fields: Any) -> Manifest:
+        """Change committed manifest fields (calibration, splits, ...) atomically."""
+        self._require_writable()
+        updated = parse_model(Manifest, {**self._manifest.model_dump(mode="json"), **fields},
+                              file=self._manifest_file(self.path))
+        self._manifest = updated
+        self._write_committed(updated.to_json())
+        return updated
+
+    def close(self) -> None:
+        while self._open:
+            self._open.popitem()[1].close()
+
+    def __enter__(self) -> Dataset:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self.path)!r}, episodes={len(self)}, mode={self.mode!r})"
+
+
+def meta_to_json(meta: EpisodeMeta) -> str:
+    return meta.model_dump_json()
+
+
+def meta_from_json(text: str | bytes, *, file: Path, episode: str | None = None) -> EpisodeMeta:
+    return parse_model(EpisodeMeta, text, file=file, episode=episode)
+
+
+def sorted_ids(ids: list[str]) -> list[str]:
+    return sorted(ids, key=natural_key)
+

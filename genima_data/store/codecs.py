@@ -1,0 +1,164 @@
+"""Lossless codecs of the two back-ends, by name, and what a reader needs installed to decode them.
+
+Images and targets must stay bit-exact (sphere colours are labels), so every codec here is lossless. The
+defaults were chosen with `bench/store_io.py` (README has the table):
+
+* zarr images: ``delta-zstd`` = transpose to channel planes, byte delta along rows, zstd. The delta is a
+  row predictor like PNG's, which is what brings natural images down to PNG size.
+* HDF5 images: ``blosc-zstd`` (HDF5 has no portable predictor filter; see the README's size column).
+* numeric arrays, both back-ends: ``blosc-zstd`` with byte shuffle, which suits float32/float64.
+
+The name of every codec used is recorded in the manifest (`StorageInfo.codecs`) and in each array's own
+metadata, so a reader that lacks a plugin can name the package to install.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from genima_data.errors import CodecUnavailableError
+
+Backend = Literal["hdf5", "zarr"]
+Kind = Literal["image", "array"]
+
+DEFAULT_CODECS: dict[Backend, dict[Kind, str]] = {
+    "hdf5": {"image": "blosc-zstd", "array": "blosc-zstd"},
+    "zarr": {"image": "delta-zstd", "array": "blosc-zstd"},
+}
+
+# HDF5 filter ids registered by hdf5plugin, for messages about files whose filter cannot be loaded
+HDF5_PLUGIN_FILTERS: dict[int, str] = {32001: "blosc", 32004: "lz4", 32008: "bitshuffle", 32015: "zstd",
+                                       32026: "blosc2", 307: "bzip2"}
+
+
+@dataclass(frozen=True)
+class Codec:
+    """A named lossless codec and how each back-end spells it."""
+
+    name: str
+    hdf5_package: str | None  # pip package that registers the HDF5 filter; None when h5py has it built in
+    description: str
+
+    def hdf5_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for h5py's create_dataset."""
+        if self.name == "none":
+            return {}
+        if self.name in ("gzip", "lzf"):
+            return {"compression": self.name, **({"compression_opts": 4} if self.name == "gzip" else {})}
+        hdf5plugin = import_hdf5plugin()
+        if self.name == "zstd":
+            return dict(hdf5plugin.Zstd(clevel=3))
+        cname = self.name.removeprefix("blosc-")
+        return dict(hdf5plugin.Blosc(cname=cname, clevel=5, shuffle=hdf5plugin.Blosc.SHUFFLE))
+
+    def zarr_kwargs(self, ndim: int, itemsize: int) -> dict[str, Any]:
+        """`filters`/`compressors` for zarr.create_array, for an array of `ndim` dims."""
+        import zarr.codecs as zc
+
+        if self.name == "none":
+            return {"compressors": None}
+        if self.name == "delta-zstd":
+            if ndim != 4 or itemsize != 1:
+                raise ValueError("delta-zstd is for (T, H, W, C) uint8 images")
+            # rows of each channel plane become contiguous, so the byte delta predicts along the row
+            with warnings.catch_warnings():  # numcodecs.delta is not in the v3 spec; zarr-python reads it
+                warnings.simplefilter("ignore")
+                delta = zc.Delta(dtype="u1")
+            return {
+                "filters": [zc.TransposeCodec(order=(0, 3, 1, 2)), delta],
+                "compressors": [zc.ZstdCodec(level=3)],
+            }
+        if self.name == "zstd":
+            return {"compressors": [zc.ZstdCodec(level=3)]}
+        if self.name == "gzip":
+            return {"compressors": [zc.GzipCodec(level=4)]}
+        if self.name.startswith("blosc-"):
+            shuffle = "shuffle" if itemsize > 1 else "noshuffle"
+            return {
+                "compressors": [
+                    zc.BloscCodec(cname=self.name.removeprefix("blosc-"), clevel=5, shuffle=shuffle,
+                                  typesize=itemsize)
+                ]
+            }
+        raise CodecUnavailableError(f"codec '{self.name}' is not available for zarr stores")
+
+
+CODECS: dict[str, Codec] = {
+    c.name: c
+    for c in (
+        Codec("delta-zstd", None, "row delta + zstd (zarr images; near PNG size, fast decode)"),
+        Codec("blosc-zstd", "hdf5plugin", "Blosc with zstd and byte shuffle"),
+        Codec("blosc-lz4", "hdf5plugin", "Blosc with lz4 and byte shuffle (fastest, larger)"),
+        Codec("zstd", "hdf5plugin", "plain zstd"),
+        Codec("gzip", None, "deflate level 4 (built into HDF5 and zarr; slow)"),
+        Codec("lzf", None, "LZF (built into h5py; HDF5 only)"),
+        Codec("none", None, "uncompressed"),
+    )
+}
+
+
+def get_codec(name: str, backend: Backend | None = None) -> Codec:
+    try:
+        codec = CODECS[name]
+    except KeyError:
+        raise CodecUnavailableError(f"unknown codec '{name}'; choose from {sorted(CODECS)}") from None
+    if backend == "zarr" and name == "lzf":
+        raise CodecUnavailableError("codec 'lzf' exists for HDF5 only")
+    if backend == "hdf5" and name == "delta-zstd":
+        raise CodecUnavailableError("codec 'delta-zstd' exists for zarr only; HDF5 has no delta filter")
+    return codec
+
+
+def required_packages(backend: Backend, codec_names: list[str]) -> list[str]:
+    """Python packages a reader needs for these codecs (zarr's come with zarr itself via numcodecs)."""
+    if backend == "zarr":
+        return ["numcodecs"]
+    return sorted({p for n in codec_names if (p := CODECS[n].hdf5_package)})
+
+
+def import_hdf5plugin(*, file: str | None = None, episode: str | None = None, field: str | None = None) -> Any:
+    """Import hdf5plugin (which registers Blosc/Zstd filters with HDF5) or explain how to get it."""
+    try:
+        import hdf5plugin
+    except ImportError:
+        raise CodecUnavailableError(
+            "data is compressed with an HDF5 plugin filter (Blosc/Zstd) that this environment cannot "
+            "decode; install it with: pip install hdf5plugin",
+            file=file,
+            episode=episode,
+            field=field,
+        ) from None
+    return hdf5plugin
+
+
+def check_hdf5_filters(dataset: Any, *, file: str, episode: str | None, field: str) -> None:
+    """Raise CodecUnavailableError naming the package when an HDF5 dataset's filter is not loadable."""
+    import h5py
+
+    plist = dataset.id.get_create_plist()
+    for i in range(plist.get_nfilters()):
+        filter_id = plist.get_filter(i)[0]
+        if not h5py.h5z.filter_avail(filter_id):
+            name = HDF5_PLUGIN_FILTERS.get(filter_id, f"HDF5 filter {filter_id}")
+            package = "hdf5plugin" if filter_id in HDF5_PLUGIN_FILTERS else "the HDF5 plugin providing it"
+            raise CodecUnavailableError(
+                f"compressed with {name} (HDF5 filter {filter_id}), which this environment cannot decode; "
+                f"install {package}" + (" (pip install hdf5plugin)" if package == "hdf5plugin" else ""),
+                file=file,
+                episode=episode,
+                field=field,
+            )
+
+
+ZARR_CODEC_PACKAGES: dict[str, str] = {"numcodecs.": "numcodecs", "imagecodecs_": "imagecodecs"}
+
+
+def zarr_codec_error(exc: Exception, *, file: str, episode: str | None, field: str) -> CodecUnavailableError:
+    """Turn zarr's complaint about an unregistered codec into an error that names the package."""
+    text = str(exc)
+    package = next((pkg for prefix, pkg in ZARR_CODEC_PACKAGES.items() if prefix in text), None)
+    hint = f"install {package}" if package else "install the zarr codec plugin that provides it"
+    return CodecUnavailableError(f"array uses a codec this environment cannot decode ({text}); {hint}",
+                                 file=file, episode=episode, field=field)

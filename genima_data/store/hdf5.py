@@ -1,0 +1,174 @@
+"""HDF5 back-end: a directory with ``manifest.json`` and one ``episodes/<episode_id>.h5`` per episode.
+
+One file per episode means no concurrent-writer problem and one bad file never spoils the rest. Each file
+is written under a temporary name and renamed when complete; adding arrays (targets) rewrites the file the
+same way, copying the existing datasets chunk by chunk (HDF5 offers no safe in-place append under a
+crash). Episode metadata is the root attribute ``meta`` (JSON); each dataset records its ``codec``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from genima_data.atomic import TMP_PREFIX, atomic_output, atomic_write_text, remove_path, remove_temporaries
+from genima_data.episode import ArraySource, Episode
+from genima_data.errors import StoreError
+from genima_data.schema import FORMAT_VERSION, EpisodeMeta
+from genima_data.store.base import (
+    Dataset,
+    array_kind,
+    chunk_shape,
+    iter_blocks,
+    meta_from_json,
+    sorted_ids,
+)
+from genima_data.store.codecs import check_hdf5_filters, get_codec
+
+MANIFEST = "manifest.json"
+PENDING = ".genima-incomplete.json"
+EPISODES = "episodes"
+SUFFIX = ".h5"
+
+with contextlib.suppress(ImportError):  # registers Blosc/Zstd filters; files without them still open
+    import hdf5plugin  # noqa: F401
+
+
+def _open_h5(path: Path, episode_id: str) -> h5py.File:
+    try:
+        return h5py.File(path, "r")
+    except OSError as exc:
+        raise StoreError(f"episode file is truncated or corrupt ({exc})", file=path, episode=episode_id) from None
+
+
+def _dataset_paths(f: h5py.File) -> list[str]:
+    paths: list[str] = []
+    f.visititems(lambda name, obj: paths.append(name) if isinstance(obj, h5py.Dataset) else None)
+    return paths
+
+
+class HDF5Dataset(Dataset):
+    backend = "hdf5"
+
+    # ------------------------------------------------------------ layout and bookkeeping
+    @classmethod
+    def looks_like(cls, path: Path) -> bool:
+        return path.is_dir() and ((path / MANIFEST).exists() or (path / PENDING).exists())
+
+    @staticmethod
+    def _manifest_file(path: Path) -> Path:
+        return path / MANIFEST
+
+    def _read_committed(self) -> str | None:
+        p = self.path / MANIFEST
+        return p.read_text() if p.exists() else None
+
+    def _read_pending(self) -> str | None:
+        p = self.path / PENDING
+        return p.read_text() if p.exists() else None
+
+    def _write_committed(self, manifest_json: str) -> None:
+        atomic_write_text(self.path / MANIFEST, manifest_json)
+
+    def _write_pending(self, manifest_json: str | None) -> None:
+        if manifest_json is None:
+            remove_path(self.path / PENDING)
+        else:
+            atomic_write_text(self.path / PENDING, manifest_json)
+
+    def _init_layout(self) -> None:
+        (self.path / EPISODES).mkdir(parents=True, exist_ok=True)
+
+    def _episode_location(self, episode_id: str) -> Path:
+        return self.path / EPISODES / f"{episode_id}{SUFFIX}"
+
+    def _complete_on_disk(self) -> list[str]:
+        d = self.path / EPISODES
+        if not d.is_dir():
+            return []
+        return sorted_ids(
+            [p.name[: -len(SUFFIX)] for p in d.iterdir() if p.name.endswith(SUFFIX) and not p.name.startswith(TMP_PREFIX)]
+        )
+
+    def _cleanup_temporaries(self) -> int:
+        return remove_temporaries(self.path / EPISODES)
+
+    # ------------------------------------------------------------ reading
+    def _read_meta(self, episode_id: str) -> EpisodeMeta:
+        path = self._episode_location(episode_id)
+        with _open_h5(path, episode_id) as f:
+            if "meta" not in f.attrs:
+                raise StoreError("episode file has no 'meta' attribute", file=path, episode=episode_id)
+            return meta_from_json(f.attrs["meta"], file=path, episode=episode_id)
+
+    def _open_episode(self, episode_id: str) -> Episode:
+        path = self._episode_location(episode_id)
+        if not path.exists():
+            raise StoreError("episode file is missing", file=path, episode=episode_id)
+        f = _open_h5(path, episode_id)
+        try:
+            if "meta" not in f.attrs:
+                raise StoreError("episode file has no 'meta' attribute", file=path, episode=episode_id)
+            meta = meta_from_json(f.attrs["meta"], file=path, episode=episode_id)
+            arrays = {}
+            for name in _dataset_paths(f):
+                check_hdf5_filters(f[name], file=str(path), episode=episode_id, field=name)
+                arrays[name] = f[name]
+        except BaseException:
+            f.close()
+            raise
+        return Episode(meta=meta, arrays=arrays, _on_close=[f.close])
+
+    def _array_codec_names(self, episode_id: str) -> dict[str, str]:
+        path = self._episode_location(episode_id)
+        with _open_h5(path, episode_id) as f:
+            return {name: str(f[name].attrs.get("codec", "unknown")) for name in _dataset_paths(f)}
+
+    # ------------------------------------------------------------ writing
+    def _codec_for(self, path: str) -> str:
+        storage = self._manifest.storage
+        kind = array_kind(path)
+        return storage.codecs[kind] if storage else "blosc-zstd"
+
+    def _create_and_fill(self, f: h5py.File, path: str, source: ArraySource) -> None:
+        shape = tuple(int(s) for s in source.shape)
+        dtype = np.dtype(source.dtype)
+        codec = self._codec_for(path)
+        ds = f.create_dataset(
+            path,
+            shape=shape,
+            dtype=dtype,
+            chunks=chunk_shape(path, shape, dtype.itemsize),
+            **get_codec(codec, "hdf5").hdf5_kwargs(),
+        )
+        ds.attrs["codec"] = codec
+        for start, stop, block in iter_blocks(source):
+            ds[start:stop] = block
+
+    def _write_episode(self, episode: Episode) -> None:
+        with atomic_output(self._episode_location(episode.episode_id)) as tmp, h5py.File(tmp, "w") as f:
+            f.attrs["format_version"] = FORMAT_VERSION
+            f.attrs["meta"] = episode.meta.model_dump_json()
+            for path, source in sorted(episode.arrays.items()):
+                self._create_and_fill(f, path, source)
+
+    def _add_arrays(self, episode_id: str, arrays: Mapping[str, ArraySource], replace: bool) -> None:
+        final = self._episode_location(episode_id)
+        with _open_h5(final, episode_id) as old:
+            existing = set(_dataset_paths(old))
+            clash = sorted(existing & set(arrays))
+            if clash and not replace:
+                raise StoreError(f"arrays already exist: {clash} (pass replace=True to overwrite)",
+                                 file=final, episode=episode_id)
+            with atomic_output(final) as tmp, h5py.File(tmp, "w") as new:
+                for key, value in old.attrs.items():
+                    new.attrs[key] = value
+                for name in sorted(existing - set(arrays)):
+                    parent = name.rsplit("/", 1)[0] if "/" in name else "/"
+                    old.copy(old[name], new.require_group(parent), name=name.rsplit("/", 1)[-1])
+                for path, source in sorted(arrays.items()):
+                    self._create_and_fill(new, path, source)

@@ -1,0 +1,291 @@
+"""Zarr v3 back-end: one ``<name>.zarr`` directory store holding the whole logical tree.
+
+Root group attributes hold ``format_version`` and, once committed, ``manifest``; while a write is in
+progress they hold ``pending_manifest`` instead. Each episode group is written as a stand-alone zarr
+hierarchy under a temporary name and renamed to ``episodes/<episode_id>`` when complete, so one writer
+per episode group needs no locking. Root metadata is replaced atomically (temporary file + rename).
+
+Single-frame reads bypass zarr-python's async machinery when the array uses a codec pipeline this module
+can decode itself (what `genima_data.store.codecs` writes): one file read and one decompression. Any other
+pipeline falls back to zarr; tests check both paths give identical frames.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numcodecs
+import numpy as np
+import zarr
+from zarr.storage import LocalStore
+
+from genima_data.atomic import TMP_PREFIX, atomic_output, atomic_write_text, remove_temporaries
+from genima_data.episode import ArraySource, Episode
+from genima_data.errors import CodecUnavailableError, StoreError
+from genima_data.schema import FORMAT_VERSION, EpisodeMeta
+from genima_data.store.base import Dataset, array_kind, chunk_shape, iter_blocks, meta_from_json, sorted_ids
+from genima_data.store.codecs import get_codec, zarr_codec_error
+
+EPISODES = "episodes"
+NODE = "zarr.json"
+
+_BYTES_DECODERS = {"zstd": numcodecs.Zstd, "blosc": numcodecs.Blosc, "gzip": numcodecs.GZip}
+
+
+def _group_doc(attributes: dict[str, Any]) -> str:
+    return json.dumps(
+        {"zarr_format": 3, "node_type": "group", "attributes": attributes, "consolidated_metadata": None},
+        indent=2,
+    )
+
+
+def _read_node(directory: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads((directory / NODE).read_text())
+    except FileNotFoundError:
+        return None
+
+
+class FrameDecoder:
+    """Decodes one frame chunk of a (T, ...) array straight from its file (see module docstring)."""
+
+    def __init__(self, directory: Path, meta: dict[str, Any]) -> None:
+        self.directory = directory
+        self.shape = tuple(meta["shape"])
+        self.dtype = np.dtype(meta["data_type"])
+        self.fill_value = meta.get("fill_value", 0)
+        self.chunk_suffix = "/".join("0" for _ in self.shape[1:])
+        self.array_codecs: list[dict[str, Any]] = []
+        self.bytes_codecs: list[Any] = []
+        self.byteorder = "<"
+        for codec in meta["codecs"]:
+            name, conf = codec["name"], codec.get("configuration", {})
+            if name == "bytes":
+                self.byteorder = "<" if conf.get("endian", "little") == "little" else ">"
+            elif name in ("transpose", "numcodecs.delta"):
+                self.array_codecs.append(codec)
+            else:
+                self.bytes_codecs.append(_BYTES_DECODERS[name]())
+
+    @classmethod
+    def for_array(cls, directory: Path, meta: dict[str, Any]) -> FrameDecoder | None:
+        """A decoder if the array's layout and codecs are ones this class handles, else None."""
+        grid = meta.get("chunk_grid", {}).get("configuration", {}).get("chunk_shape")
+        encoding = meta.get("chunk_key_encoding", {})
+        separator = encoding.get("configuration", {}).get("separator", "/")
+        known = {"bytes", "transpose", "numcodecs.delta", *_BYTES_DECODERS}
+        if (
+            grid != [1, *meta["shape"][1:]]
+            or encoding.get("name") != "default"
+            or separator != "/"
+            or any(c["name"] not in known for c in meta["codecs"])
+            or meta.get("storage_transformers")
+        ):
+            return None
+        return cls(directory, meta)
+
+    def frame(self, t: int) -> np.ndarray:
+        try:
+            data: Any = (self.directory / f"c/{t}/{self.chunk_suffix}").read_bytes()
+        except FileNotFoundError:  # zarr does not write chunks equal to the fill value
+            return np.full(self.shape[1:], self.fill_value, dtype=self.dtype)
+        for codec in reversed(self.bytes_codecs):
+            data = codec.decode(data)
+        shape = (1, *self.shape[1:])
+        steps = []  # shapes after each array->array codec, to undo them in reverse
+        for codec in self.array_codecs:
+            steps.append((codec, shape))
+            if codec["name"] == "transpose":
+                shape = tuple(shape[i] for i in codec["configuration"]["order"])
+        arr = np.frombuffer(data, dtype=self.dtype.newbyteorder(self.byteorder)).reshape(shape)
+        for codec, before in reversed(steps):
+            if codec["name"] == "numcodecs.delta":
+                arr = np.cumsum(arr.reshape(-1), dtype=arr.dtype).reshape(arr.shape)
+            else:
+                arr = arr.transpose(np.argsort(codec["configuration"]["order"]))
+            assert arr.shape == before
+        return np.ascontiguousarray(arr[0], dtype=self.dtype.newbyteorder("="))
+
+
+class ZarrArraySource:
+    """A store array: metadata parsed up front, zarr opened only when a non-frame read needs it."""
+
+    def __init__(self, directory: Path, meta: dict[str, Any], *, file: str, episode: str, field: str) -> None:
+        self._directory = directory
+        self._where = {"file": file, "episode": episode, "field": field}
+        self.shape = tuple(meta["shape"])
+        self.dtype = np.dtype(meta["data_type"])
+        self.attrs = meta.get("attributes", {})
+        self._decoder = FrameDecoder.for_array(directory, meta)
+        self._array: zarr.Array | None = None
+
+    @property
+    def array(self) -> zarr.Array:
+        if self._array is None:
+            try:
+                self._array = zarr.open_array(LocalStore(self._directory, read_only=True), mode="r")
+            except (KeyError, ValueError, TypeError) as exc:
+                raise zarr_codec_error(exc, **self._where) from None
+        return self._array
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, index: Any) -> np.ndarray:
+        if self._decoder is not None and isinstance(index, int | np.integer):
+            t = int(index) + (self.shape[0] if index < 0 else 0)
+            if not 0 <= t < self.shape[0]:
+                raise IndexError(f"frame {index} out of range for {self.shape[0]} frames")
+            return self._decoder.frame(t)
+        return self.array[index]
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        data = self.array[...]
+        return data if dtype is None else data.astype(dtype)
+
+
+def _array_nodes(root: Path) -> dict[str, dict[str, Any]]:
+    """Logical path -> array metadata for every array below `root`."""
+    nodes = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if d != "c" and not d.startswith(TMP_PREFIX)]
+        if NODE in filenames and dirpath != str(root):
+            node = json.loads(Path(dirpath, NODE).read_text())
+            if node.get("node_type") == "array":
+                nodes[Path(dirpath).relative_to(root).as_posix()] = node
+                dirnames[:] = []
+    return nodes
+
+
+class ZarrDataset(Dataset):
+    backend = "zarr"
+
+    # ------------------------------------------------------------ layout and bookkeeping
+    @classmethod
+    def looks_like(cls, path: Path) -> bool:
+        node = _read_node(path) if path.is_dir() else None
+        attrs = (node or {}).get("attributes", {})
+        return "manifest" in attrs or "pending_manifest" in attrs
+
+    @staticmethod
+    def _manifest_file(path: Path) -> Path:
+        return path / NODE
+
+    def _root_attrs(self) -> dict[str, Any]:
+        node = _read_node(self.path)
+        return dict(node.get("attributes", {})) if node else {}
+
+    def _set_root_attrs(self, **updates: Any) -> None:
+        attrs = {**self._root_attrs(), "format_version": FORMAT_VERSION, **updates}
+        atomic_write_text(self.path / NODE, _group_doc({k: v for k, v in attrs.items() if v is not None}))
+
+    def _read_committed(self) -> str | None:
+        manifest = self._root_attrs().get("manifest")
+        return None if manifest is None else json.dumps(manifest)
+
+    def _read_pending(self) -> str | None:
+        manifest = self._root_attrs().get("pending_manifest")
+        return None if manifest is None else json.dumps(manifest)
+
+    def _write_committed(self, manifest_json: str) -> None:
+        self._set_root_attrs(manifest=json.loads(manifest_json))
+
+    def _write_pending(self, manifest_json: str | None) -> None:
+        self._set_root_attrs(pending_manifest=None if manifest_json is None else json.loads(manifest_json))
+
+    def _init_layout(self) -> None:
+        (self.path / EPISODES).mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.path / EPISODES / NODE, _group_doc({}))
+
+    def _episode_location(self, episode_id: str) -> Path:
+        return self.path / EPISODES / episode_id
+
+    def _complete_on_disk(self) -> list[str]:
+        d = self.path / EPISODES
+        if not d.is_dir():
+            return []
+        return sorted_ids(
+            [p.name for p in d.iterdir() if not p.name.startswith(TMP_PREFIX) and (p / NODE).exists()]
+        )
+
+    def _cleanup_temporaries(self) -> int:
+        removed = remove_temporaries(self.path / EPISODES)
+        for ep in self._complete_on_disk():  # leftovers of interrupted add_arrays
+            for dirpath, dirnames, _ in os.walk(self._episode_location(ep)):
+                removed += remove_temporaries(dirpath)
+                dirnames[:] = [d for d in dirnames if d != "c" and not d.startswith(TMP_PREFIX)]
+        return removed
+
+    # ------------------------------------------------------------ reading
+    def _read_meta(self, episode_id: str) -> EpisodeMeta:
+        directory = self._episode_location(episode_id)
+        node = _read_node(directory)
+        if node is None or "meta" not in node.get("attributes", {}):
+            raise StoreError("episode group has no 'meta' attribute", file=directory / NODE, episode=episode_id)
+        return meta_from_json(json.dumps(node["attributes"]["meta"]), file=directory / NODE, episode=episode_id)
+
+    def _open_episode(self, episode_id: str) -> Episode:
+        directory = self._episode_location(episode_id)
+        if not directory.exists():
+            raise StoreError("episode group is missing", file=directory, episode=episode_id)
+        meta = self._read_meta(episode_id)
+        arrays = {
+            path: ZarrArraySource(directory / path, node, file=str(directory), episode=episode_id, field=path)
+            for path, node in _array_nodes(directory).items()
+        }
+        return Episode(meta=meta, arrays=arrays)
+
+    def _array_codec_names(self, episode_id: str) -> dict[str, str]:
+        nodes = _array_nodes(self._episode_location(episode_id))
+        return {path: str(node.get("attributes", {}).get("codec", "unknown")) for path, node in nodes.items()}
+
+    # ------------------------------------------------------------ writing
+    def _create_and_fill(self, store_root: Path, path: str | None, source: ArraySource, logical: str) -> None:
+        shape = tuple(int(s) for s in source.shape)
+        dtype = np.dtype(source.dtype)
+        kind = array_kind(logical)
+        codec = self._manifest.storage.codecs[kind] if self._manifest.storage else "blosc-zstd"
+        try:
+            kwargs = get_codec(codec, "zarr").zarr_kwargs(len(shape), dtype.itemsize)
+        except CodecUnavailableError as exc:
+            raise exc.located(field=logical) from None
+        store = LocalStore(store_root)
+        arr = zarr.create_array(
+            store,
+            name=path,
+            shape=shape,
+            dtype=dtype,
+            chunks=chunk_shape(logical, shape, dtype.itemsize),
+            attributes={"codec": codec},
+            **kwargs,
+        )
+        for start, stop, block in iter_blocks(source):
+            arr[start:stop] = block
+
+    def _write_episode(self, episode: Episode) -> None:
+        with atomic_output(self._episode_location(episode.episode_id)) as tmp:
+            tmp.mkdir()
+            (tmp / NODE).write_text(_group_doc({"meta": episode.meta.model_dump(mode="json")}))
+            for path, source in sorted(episode.arrays.items()):
+                self._create_and_fill(tmp, path, source, path)
+
+    def _add_arrays(self, episode_id: str, arrays: Mapping[str, ArraySource], replace: bool) -> None:
+        directory = self._episode_location(episode_id)
+        existing = set(_array_nodes(directory))
+        clash = sorted(existing & set(arrays))
+        if clash and not replace:
+            raise StoreError(f"arrays already exist: {clash} (pass replace=True to overwrite)",
+                             file=directory, episode=episode_id)
+        for path, source in sorted(arrays.items()):
+            parts = path.split("/")
+            for depth in range(1, len(parts)):
+                group = directory.joinpath(*parts[:depth])
+                if _read_node(group) is None:
+                    group.mkdir(parents=True, exist_ok=True)
+                    atomic_write_text(group / NODE, _group_doc({}))
+            with atomic_output(directory / path) as tmp:
+                self._create_and_fill(tmp, None, source, path)
