@@ -7,10 +7,10 @@ The public API the `genima-data` command line is a thin layer over::
 
 __version__ = "0.1.0"
 
-from genima_data.episode import Episode, LazyFrames  # noqa: E402
-from genima_data.errors import GenimaDataError  # noqa: E402
-from genima_data.schema import Camera, CameraCalibration, EpisodeMeta, Manifest, Robot, Task  # noqa: E402
-from genima_data.store import create_dataset, open_dataset  # noqa: E402
+from genima_data.episode import Episode, LazyFrames
+from genima_data.errors import GenimaDataError
+from genima_data.schema import Camera, CameraCalibration, EpisodeMeta, Manifest, Robot, Task
+from genima_data.store import create_dataset, open_dataset
 
 __all__ = [
     "Camera",

@@ -18,6 +18,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from genima_data.errors import FormatError
 from genima_data.schema import EpisodeMeta
 
 
@@ -52,7 +53,7 @@ class LazyFrames:
         describe: Callable[[int], str] | None = None,
     ) -> None:
         self._load_frame = load_frame
-        self._describe = describe or (lambda t: f"frame {t}")
+        self._describe = describe
         self.shape = (int(length), *map(int, frame_shape))
         self.dtype = np.dtype(dtype)
 
@@ -62,9 +63,9 @@ class LazyFrames:
     def _frame(self, t: int) -> np.ndarray:
         frame = np.asarray(self._load_frame(t))
         if frame.shape != self.shape[1:] or frame.dtype != self.dtype:
-            raise ValueError(
-                f"{self._describe(t)} has shape {frame.shape} {frame.dtype}, "
-                f"expected {self.shape[1:]} {self.dtype}"
+            raise FormatError(
+                f"frame {t} has shape {frame.shape} {frame.dtype}, expected {self.shape[1:]} {self.dtype}",
+                file=self._describe(t) if self._describe else None,
             )
         return frame
 
@@ -113,14 +114,18 @@ class ArraySpec:
 
 
 ARRAY_SPECS: tuple[ArraySpec, ...] = (
-    ArraySpec("timestamps", "float64", ("T",), True, False, "seconds from episode start, strictly increasing"),
+    ArraySpec(
+        "timestamps", "float64", ("T",), True, False, "seconds from episode start, strictly increasing"
+    ),
     ArraySpec("robot/joint_positions", "float32", ("T", "dof"), True, False, "arm joint positions, rad"),
     ArraySpec("robot/gripper_open", "float32", ("T",), True, False, "gripper opening in [0, 1], 1 = open"),
     ArraySpec("robot/joint_velocities", "float32", ("T", "dof"), False, False, "joint velocities, rad/s"),
     ArraySpec("robot/joint_forces", "float32", ("T", "dof"), False, False, "joint torques, N m"),
     ArraySpec("robot/ee_pose", "float64", ("T", 4, 4), False, False, "gripper-tip pose in the base frame"),
     ArraySpec("robot/link_poses", "float64", ("T", "L", 4, 4), False, False, "arm joint frames, world"),
-    ArraySpec("action/joint_positions", "float32", ("T", "dof+1"), False, False, "commanded joints + gripper"),
+    ArraySpec(
+        "action/joint_positions", "float32", ("T", "dof+1"), False, False, "commanded joints + gripper"
+    ),
     ArraySpec("cameras/{cam}/rgb", "uint8", ("T", "H", "W", 3), False, True, "RGB observation"),
     ArraySpec("cameras/{cam}/depth", "float32", ("T", "H", "W"), False, True, "depth, metres"),
     ArraySpec("cameras/{cam}/mask", "int32", ("T", "H", "W"), False, True, "segmentation handles"),
@@ -175,7 +180,8 @@ class Episode:
     def __contains__(self, path: object) -> bool:
         return path in self.arrays
 
-    def keys(self) -> list[str]:
+    def paths(self) -> list[str]:
+        """Logical array paths, sorted."""
         return sorted(self.arrays)
 
     def get(self, path: str, default: Any = None) -> ArraySource | Any:

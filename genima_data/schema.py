@@ -116,7 +116,8 @@ class CameraCalibration(_Model):
         unit="px",
     )
     distortion: Distortion = _field(
-        "Lens distortion applied after the pinhole projection.", default_factory=lambda: Distortion(model="none")
+        "Lens distortion applied after the pinhole projection.",
+        default_factory=lambda: Distortion(model="none"),
     )
     mount: str = _field(
         "'world' for a static camera, otherwise the name of the robot link the camera is fixed to.",
@@ -247,7 +248,11 @@ class Robot(_Model):
             values = getattr(self, name)
             if values is not None and len(values) != dof:
                 raise ValueError(f"{name} has {len(values)} entries for {dof} joints")
-        bad = [n for n, lo, hi in zip(self.joint_names, self.joint_lower, self.joint_upper) if not lo < hi]
+        bad = [
+            n
+            for n, lo, hi in zip(self.joint_names, self.joint_lower, self.joint_upper, strict=False)
+            if not lo < hi
+        ]
         if bad:
             raise ValueError(f"joint_lower must be below joint_upper for joints {bad}")
         if self.joint_velocity_limits is not None and min(self.joint_velocity_limits) <= 0:
@@ -278,7 +283,9 @@ class EpisodeSource(_Model):
 class EpisodeMeta(_Model):
     """Per-episode metadata, stored as the episode group's attributes."""
 
-    episode_id: str = _field("Unique episode id within the dataset; used as file/group name.", pattern=EPISODE_ID_PATTERN)
+    episode_id: str = _field(
+        "Unique episode id within the dataset; used as file/group name.", pattern=EPISODE_ID_PATTERN
+    )
     task: str = _field("Task name; matches one of the manifest's tasks.", min_length=1)
     instruction: str = _field("Natural-language instruction for this episode.", default="")
     success: bool | None = _field("Whether the demonstration succeeded; null if unknown.", default=None)
@@ -365,7 +372,9 @@ class Manifest(_Model):
         return self.model_dump(mode="json", exclude={"episodes", "storage", "splits"})
 
     def with_episodes(self, summaries: Iterable[EpisodeSummary]) -> Manifest:
-        return self.model_copy(update={"episodes": sorted(summaries, key=lambda s: natural_key(s.episode_id))})
+        return self.model_copy(
+            update={"episodes": sorted(summaries, key=lambda s: natural_key(s.episode_id))}
+        )
 
     def to_json(self) -> str:
         return self.model_dump_json(indent=2)
@@ -376,7 +385,9 @@ def natural_key(text: str) -> tuple:
     return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", text))
 
 
-def parse_model(model: type[_Model], data: Any, *, file: str | Path | None = None, episode: str | None = None):
+def parse_model(
+    model: type[_Model], data: Any, *, file: str | Path | None = None, episode: str | None = None
+):
     """Validate `data` as `model`, turning pydantic's report into a one-line SchemaError naming the field."""
     try:
         if isinstance(data, str | bytes):

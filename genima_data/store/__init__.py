@@ -36,8 +36,9 @@ def open_dataset(path: str | Path, mode: Mode = "r") -> Dataset:
         raise StoreError("no such dataset", file=path)
     backend = detect_backend(path)
     if backend is None:
-        raise StoreError("not a genima-data dataset (no manifest.json and no zarr.json with a manifest)",
-                         file=path)
+        raise StoreError(
+            "not a genima-data dataset (no manifest.json and no zarr.json with a manifest)", file=path
+        )
     return BACKENDS[backend].open(path, mode)
 
 

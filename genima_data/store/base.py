@@ -64,21 +64,26 @@ def check_episode_structure(episode: Episode, manifest: Manifest) -> None:
         match = spec.regex().match(path)
         cam = match.groupdict().get("cam") if match else None
         if cam is not None and cam not in cameras:
-            raise StoreError(f"camera '{cam}' is not in the manifest (cameras: {sorted(cameras)})",
-                             episode=eid, field=path)
+            raise StoreError(
+                f"camera '{cam}' is not in the manifest (cameras: {sorted(cameras)})", episode=eid, field=path
+            )
         dtype = np.dtype(source.dtype)
         if spec.dtype is not None and dtype != np.dtype(spec.dtype):
             raise StoreError(f"dtype is {dtype}, expected {spec.dtype}", episode=eid, field=path)
         shape = tuple(source.shape)
         if not shape or shape[0] != T:
-            raise StoreError(f"has {shape[0] if shape else 0} frames, expected {T} (episode length)",
-                             episode=eid, field=path)
-        expected = [{"T": T, "dof": dof, "dof+1": dof + 1}.get(d, d) if isinstance(d, str) else d
-                    for d in spec.shape]
+            raise StoreError(
+                f"has {shape[0] if shape else 0} frames, expected {T} (episode length)",
+                episode=eid,
+                field=path,
+            )
+        expected = [
+            {"T": T, "dof": dof, "dof+1": dof + 1}.get(d, d) if isinstance(d, str) else d for d in spec.shape
+        ]
         if "..." in expected:
             continue
         if len(shape) != len(expected) or any(
-            isinstance(e, int) and s != e for s, e in zip(shape, expected)
+            isinstance(e, int) and s != e for s, e in zip(shape, expected, strict=False)
         ):
             raise StoreError(f"shape is {shape}, expected {tuple(spec.shape)}", episode=eid, field=path)
 
@@ -215,9 +220,8 @@ class Dataset(ABC):
             },
             writer=f"genima-data {__version__}",
         )
-        if path.exists() and not cls.looks_like(path):
-            if path.is_file() or any(path.iterdir()):
-                raise StoreError(f"destination exists and is not a {cls.backend} dataset", file=path)
+        if path.exists() and not cls.looks_like(path) and (path.is_file() or any(path.iterdir())):
+            raise StoreError(f"destination exists and is not a {cls.backend} dataset", file=path)
         if path.exists() and cls.looks_like(path):
             ds = cls.open(path, mode="a")
             ds._check_same_dataset(manifest, append=append)
@@ -322,7 +326,9 @@ class Dataset(ABC):
             raise exc.located(episode=episode.episode_id) from None
         self._written[episode.episode_id] = EpisodeSummary.of(episode.meta)
 
-    def add_arrays(self, episode_id: str, arrays: Mapping[str, ArraySource], *, replace: bool = False) -> None:
+    def add_arrays(
+        self, episode_id: str, arrays: Mapping[str, ArraySource], *, replace: bool = False
+    ) -> None:
         """Add streams (e.g. rendered targets) to a complete episode, atomically."""
         self._require_writable()
         if not self.has_episode(episode_id):
@@ -356,8 +362,11 @@ class Dataset(ABC):
     def update_manifest(self, **fields: Any) -> Manifest:
         """Change committed manifest fields (calibration, splits, ...) atomically."""
         self._require_writable()
-        updated = parse_model(Manifest, {**self._manifest.model_dump(mode="json"), **fields},
-                              file=self._manifest_file(self.path))
+        updated = parse_model(
+            Manifest,
+            {**self._manifest.model_dump(mode="json"), **fields},
+            file=self._manifest_file(self.path),
+        )
         self._manifest = updated
         self._write_committed(updated.to_json())
         return updated
@@ -386,4 +395,3 @@ def meta_from_json(text: str | bytes, *, file: Path, episode: str | None = None)
 
 def sorted_ids(ids: list[str]) -> list[str]:
     return sorted(ids, key=natural_key)
-

@@ -29,8 +29,14 @@ DEFAULT_CODECS: dict[Backend, dict[Kind, str]] = {
 }
 
 # HDF5 filter ids registered by hdf5plugin, for messages about files whose filter cannot be loaded
-HDF5_PLUGIN_FILTERS: dict[int, str] = {32001: "blosc", 32004: "lz4", 32008: "bitshuffle", 32015: "zstd",
-                                       32026: "blosc2", 307: "bzip2"}
+HDF5_PLUGIN_FILTERS: dict[int, str] = {
+    32001: "blosc",
+    32004: "lz4",
+    32008: "bitshuffle",
+    32015: "zstd",
+    32026: "blosc2",
+    307: "bzip2",
+}
 
 
 @dataclass(frozen=True)
@@ -78,8 +84,9 @@ class Codec:
             shuffle = "shuffle" if itemsize > 1 else "noshuffle"
             return {
                 "compressors": [
-                    zc.BloscCodec(cname=self.name.removeprefix("blosc-"), clevel=5, shuffle=shuffle,
-                                  typesize=itemsize)
+                    zc.BloscCodec(
+                        cname=self.name.removeprefix("blosc-"), clevel=5, shuffle=shuffle, typesize=itemsize
+                    )
                 ]
             }
         raise CodecUnavailableError(f"codec '{self.name}' is not available for zarr stores")
@@ -118,7 +125,9 @@ def required_packages(backend: Backend, codec_names: list[str]) -> list[str]:
     return sorted({p for n in codec_names if (p := CODECS[n].hdf5_package)})
 
 
-def import_hdf5plugin(*, file: str | None = None, episode: str | None = None, field: str | None = None) -> Any:
+def import_hdf5plugin(
+    *, file: str | None = None, episode: str | None = None, field: str | None = None
+) -> Any:
     """Import hdf5plugin (which registers Blosc/Zstd filters with HDF5) or explain how to get it."""
     try:
         import hdf5plugin
@@ -155,10 +164,26 @@ def check_hdf5_filters(dataset: Any, *, file: str, episode: str | None, field: s
 ZARR_CODEC_PACKAGES: dict[str, str] = {"numcodecs.": "numcodecs", "imagecodecs_": "imagecodecs"}
 
 
-def zarr_codec_error(exc: Exception, *, file: str, episode: str | None, field: str) -> CodecUnavailableError:
-    """Turn zarr's complaint about an unregistered codec into an error that names the package."""
-    text = str(exc)
-    package = next((pkg for prefix, pkg in ZARR_CODEC_PACKAGES.items() if prefix in text), None)
-    hint = f"install {package}" if package else "install the zarr codec plugin that provides it"
-    return CodecUnavailableError(f"array uses a codec this environment cannot decode ({text}); {hint}",
-                                 file=file, episode=episode, field=field)
+def check_zarr_codecs(codecs: list[dict[str, Any]], *, file: str, episode: str | None, field: str) -> None:
+    """Raise CodecUnavailableError naming the package when an array's codec is not registered with zarr."""
+    from zarr.registry import get_codec_class
+
+    for codec in codecs:
+        name = codec["name"]
+        try:
+            get_codec_class(name)
+        except KeyError:
+            package = next(
+                (pkg for prefix, pkg in ZARR_CODEC_PACKAGES.items() if name.startswith(prefix)), None
+            )
+            hint = (
+                f"install or upgrade {package}"
+                if package
+                else "install the zarr codec plugin that provides it"
+            )
+            raise CodecUnavailableError(
+                f"compressed with codec '{name}', which this environment cannot decode; {hint}",
+                file=file,
+                episode=episode,
+                field=field,
+            ) from None

@@ -42,7 +42,9 @@ def _open_h5(path: Path, episode_id: str) -> h5py.File:
     try:
         return h5py.File(path, "r")
     except OSError as exc:
-        raise StoreError(f"episode file is truncated or corrupt ({exc})", file=path, episode=episode_id) from None
+        raise StoreError(
+            f"episode file is truncated or corrupt ({exc})", file=path, episode=episode_id
+        ) from None
 
 
 def _dataset_paths(f: h5py.File) -> list[str]:
@@ -91,7 +93,11 @@ class HDF5Dataset(Dataset):
         if not d.is_dir():
             return []
         return sorted_ids(
-            [p.name[: -len(SUFFIX)] for p in d.iterdir() if p.name.endswith(SUFFIX) and not p.name.startswith(TMP_PREFIX)]
+            [
+                p.name[: -len(SUFFIX)]
+                for p in d.iterdir()
+                if p.name.endswith(SUFFIX) and not p.name.startswith(TMP_PREFIX)
+            ]
         )
 
     def _cleanup_temporaries(self) -> int:
@@ -162,8 +168,11 @@ class HDF5Dataset(Dataset):
             existing = set(_dataset_paths(old))
             clash = sorted(existing & set(arrays))
             if clash and not replace:
-                raise StoreError(f"arrays already exist: {clash} (pass replace=True to overwrite)",
-                                 file=final, episode=episode_id)
+                raise StoreError(
+                    f"arrays already exist: {clash} (pass replace=True to overwrite)",
+                    file=final,
+                    episode=episode_id,
+                )
             with atomic_output(final) as tmp, h5py.File(tmp, "w") as new:
                 for key, value in old.attrs.items():
                     new.attrs[key] = value

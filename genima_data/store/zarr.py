@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from genima_data.episode import ArraySource, Episode
 from genima_data.errors import CodecUnavailableError, StoreError
 from genima_data.schema import FORMAT_VERSION, EpisodeMeta
 from genima_data.store.base import Dataset, array_kind, chunk_shape, iter_blocks, meta_from_json, sorted_ids
-from genima_data.store.codecs import get_codec, zarr_codec_error
+from genima_data.store.codecs import check_zarr_codecs, get_codec
 
 EPISODES = "episodes"
 NODE = "zarr.json"
@@ -116,20 +117,20 @@ class ZarrArraySource:
 
     def __init__(self, directory: Path, meta: dict[str, Any], *, file: str, episode: str, field: str) -> None:
         self._directory = directory
-        self._where = {"file": file, "episode": episode, "field": field}
         self.shape = tuple(meta["shape"])
         self.dtype = np.dtype(meta["data_type"])
         self.attrs = meta.get("attributes", {})
         self._decoder = FrameDecoder.for_array(directory, meta)
+        if self._decoder is None:
+            check_zarr_codecs(meta["codecs"], file=file, episode=episode, field=field)
         self._array: zarr.Array | None = None
 
     @property
     def array(self) -> zarr.Array:
         if self._array is None:
-            try:
+            with warnings.catch_warnings():  # numcodecs codecs outside the v3 spec: we wrote them on purpose
+                warnings.simplefilter("ignore")
                 self._array = zarr.open_array(LocalStore(self._directory, read_only=True), mode="r")
-            except (KeyError, ValueError, TypeError) as exc:
-                raise zarr_codec_error(exc, **self._where) from None
         return self._array
 
     def __len__(self) -> int:
@@ -225,8 +226,12 @@ class ZarrDataset(Dataset):
         directory = self._episode_location(episode_id)
         node = _read_node(directory)
         if node is None or "meta" not in node.get("attributes", {}):
-            raise StoreError("episode group has no 'meta' attribute", file=directory / NODE, episode=episode_id)
-        return meta_from_json(json.dumps(node["attributes"]["meta"]), file=directory / NODE, episode=episode_id)
+            raise StoreError(
+                "episode group has no 'meta' attribute", file=directory / NODE, episode=episode_id
+            )
+        return meta_from_json(
+            json.dumps(node["attributes"]["meta"]), file=directory / NODE, episode=episode_id
+        )
 
     def _open_episode(self, episode_id: str) -> Episode:
         directory = self._episode_location(episode_id)
@@ -278,8 +283,11 @@ class ZarrDataset(Dataset):
         existing = set(_array_nodes(directory))
         clash = sorted(existing & set(arrays))
         if clash and not replace:
-            raise StoreError(f"arrays already exist: {clash} (pass replace=True to overwrite)",
-                             file=directory, episode=episode_id)
+            raise StoreError(
+                f"arrays already exist: {clash} (pass replace=True to overwrite)",
+                file=directory,
+                episode=episode_id,
+            )
         for path, source in sorted(arrays.items()):
             parts = path.split("/")
             for depth in range(1, len(parts)):

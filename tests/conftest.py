@@ -1,0 +1,85 @@
+"""Shared fixtures: small manifests and episodes, the demo dataset in both back-ends, a CLI runner."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from genima_data.cli import main
+from genima_data.demo import build_demo, demo_episode, demo_manifest
+from genima_data.episode import Episode
+from genima_data.schema import Manifest
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+RLBENCH_SAMPLE = SHARED_DATA / "rlbench_reach_target"
+
+
+@dataclass
+class CliResult:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def run_cli(capsys):
+    """Run `genima-data ARGS...` in-process; returns exit code and captured output."""
+
+    def run(*args: object) -> CliResult:
+        capsys.readouterr()
+        try:
+            main([str(a) for a in args])
+            code = 0
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+        out = capsys.readouterr()
+        return CliResult(code, out.out, out.err)
+
+    return run
+
+
+@pytest.fixture
+def manifest() -> Manifest:
+    return demo_manifest(size=32)
+
+
+@pytest.fixture
+def make_episode():
+    """Demo episodes at test size (32x32 images, 12 frames) by index."""
+
+    def make(index: int = 0, frames: int = 12) -> Episode:
+        return demo_episode(index, frames=frames, size=32)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def demo_store_dir(tmp_path_factory) -> Path:
+    """The demo dataset, built once per session in both back-ends; copy before modifying."""
+    root = tmp_path_factory.mktemp("demo")
+    build_demo(root / "sample.zarr", episodes=3, frames=24, size=32)
+    build_demo(root / "sample_h5", episodes=3, frames=24, size=32)
+    return root
+
+
+@pytest.fixture(params=["sample.zarr", "sample_h5"], ids=["zarr", "hdf5"])
+def demo_copy(request, demo_store_dir, tmp_path) -> Path:
+    """A private copy of the demo dataset in each back-end."""
+    dst = tmp_path / request.param
+    shutil.copytree(demo_store_dir / request.param, dst)
+    return dst
+
+
+def assert_episodes_equal(a: Episode, b: Episode) -> None:
+    """Same metadata, same array paths, bit-identical values and dtypes."""
+    assert a.meta == b.meta
+    assert a.paths() == b.paths()
+    for key in a.paths():
+        x, y = np.asarray(a[key][...]), np.asarray(b[key][...])
+        assert x.dtype == y.dtype, key
+        assert x.shape == y.shape, key
+        assert np.array_equal(x, y, equal_nan=True), key
