@@ -1,0 +1,1 @@
+"""Geometry: camera models and conventions, forward kinematics."""
