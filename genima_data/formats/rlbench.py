@@ -477,6 +477,15 @@ def discover_episodes(root: Path) -> dict[str, EpisodeLocation]:
     return {loc.episode_id: loc for loc in sorted(found, key=lambda loc: natural_key(loc.episode_id))}
 
 
+def variation_numbers(task_dir: Path) -> list[int]:
+    """V of every ``variation<V>`` folder with a descriptions file (it may have no episodes yet)."""
+    return sorted(
+        int(match[1])
+        for p in task_dir.iterdir()
+        if (match := layout.VARIATION_PATTERN.match(p.name)) and (p / layout.VARIATION_DESCRIPTIONS).exists()
+    )
+
+
 def looks_like_rlbench(path: Path) -> bool:
     """Whether `path` is an RLBench dataset root (or one of our exports, finished or not)."""
     if not path.is_dir():
@@ -678,14 +687,13 @@ class RLBenchReader:
         joint_poses = _first_value(columns, "misc/joint_poses")
         tasks: dict[str, list[str]] = {}
         by_variation: dict[str, dict[str, list[str]]] = {}
-        for episode in self._locations.values():
-            instructions = tasks.setdefault(episode.task, [])
-            if episode.variation is None or str(episode.variation) in by_variation.get(episode.task, {}):
-                continue
-            descriptions = self._variation_descriptions(episode.task, episode.variation)
-            if isinstance(descriptions, list):
-                by_variation.setdefault(episode.task, {})[str(episode.variation)] = descriptions
-                instructions.extend(d for d in descriptions if d not in instructions)
+        for task in dict.fromkeys(loc.task for loc in self._locations.values()):
+            instructions = tasks.setdefault(task, [])
+            for variation in variation_numbers(self.root / task):
+                descriptions = self._variation_descriptions(task, variation)
+                if isinstance(descriptions, list):
+                    by_variation.setdefault(task, {})[str(variation)] = descriptions
+                    instructions.extend(d for d in descriptions if d not in instructions)
         derived = Manifest(
             name=self.root.resolve().name or "rlbench",
             description="RLBench demonstrations",
@@ -1119,14 +1127,15 @@ class RLBenchWriter:
         instructions = {t.name: t.instructions for t in self._manifest.tasks}
         roots = [self.root, *(layout.target_roots(self.root).values() if self._targets else [])]
         for root in (r for r in roots if r.is_dir()):
+            folders = {(t, int(v)) for t, variations in recorded.items() for v in variations}
             for task_dir in (p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-                for var_dir in task_dir.iterdir():
-                    match = layout.VARIATION_PATTERN.match(var_dir.name)
-                    if match and var_dir.is_dir():
-                        descriptions = recorded.get(task_dir.name, {}).get(
-                            match[1], instructions.get(task_dir.name, [])
-                        )
-                        dump_pickle(list(descriptions), var_dir / layout.VARIATION_DESCRIPTIONS)
+                matches = (layout.VARIATION_PATTERN.match(p.name) for p in task_dir.iterdir() if p.is_dir())
+                folders |= {(task_dir.name, int(m[1])) for m in matches if m}
+            for task, variation in sorted(folders):
+                descriptions = recorded.get(task, {}).get(str(variation), instructions.get(task, []))
+                path = root / task / layout.variation_folder(variation) / layout.VARIATION_DESCRIPTIONS
+                path.parent.mkdir(parents=True, exist_ok=True)
+                dump_pickle(list(descriptions), path)
         remove_path(self.root / TEMP_FOLDER)
         atomic_write_text(self.root / COMMITTED_MARKER, self._manifest.to_json())
         remove_path(self.root / PENDING_MARKER)

@@ -39,13 +39,23 @@ def read_png_rgb(path: Path) -> np.ndarray:
         data = np.fromfile(path, dtype=np.uint8)
     except OSError as exc:
         raise FormatError(f"cannot read PNG ({exc.strerror or exc})", file=path) from None
-    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    image = _decode_quietly(data) if data.size else None
     if image is None:
         raise FormatError("PNG is corrupt or truncated (cannot decode it)", file=path)
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         channels = 1 if image.ndim == 2 else image.shape[2]
         raise FormatError(f"expected an 8-bit RGB PNG, got {channels} channel(s) of {image.dtype}", file=path)
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def _decode_quietly(data: np.ndarray) -> np.ndarray | None:
+    """cv2.imdecode without OpenCV's own warning on stderr (a bad file gets our one-line error instead)."""
+    level = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+    try:
+        return cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    finally:
+        cv2.utils.logging.setLogLevel(level)
 
 
 def encode_png_rgb(rgb: np.ndarray) -> bytes:
