@@ -86,6 +86,18 @@ def test_zarr_fast_frame_path_agrees_with_zarr_python(tmp_path, manifest, make_e
                 assert np.array_equal(source[t], source.array[t])
 
 
+@pytest.mark.parametrize("codec", ["delta-zstd", "zstd", "gzip", "blosc-lz4", "blosc-zstd", "none"])
+def test_zarr_direct_frame_writes_are_what_zarr_python_reads(tmp_path, manifest, make_episode, codec):
+    path = store_path(tmp_path, "zarr")
+    ds = create_dataset(path, manifest, image_codec=codec)
+    source = rich_episode(make_episode)
+    ds.write_episode(source)
+    ds.commit()
+    with open_dataset(path).episode("episode0") as ep:
+        for key in ("cameras/front/rgb", "cameras/front/depth", "cameras/front/mask", "targets/front/rgb"):
+            assert np.array_equal(ep[key].array[...], np.asarray(source[key])), (codec, key)
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_opening_an_episode_loads_no_array_data(tmp_path, manifest, make_episode, backend):
     path = store_path(tmp_path, backend)
