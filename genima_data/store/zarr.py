@@ -14,6 +14,7 @@ zarr-python reads what the direct path wrote and that both read paths give ident
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import warnings
@@ -117,7 +118,11 @@ class FrameCodec:
         for codec in self.bytes_codecs:
             data = codec.encode(data)
         path = self._chunk_file(t)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        folder = self.directory / "c"
+        for part in path.relative_to(folder).parts[:-1]:  # top-down: one mkdir per level
+            folder = folder / part
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(folder)
         path.write_bytes(data)
 
     def frame(self, t: int) -> np.ndarray:
@@ -302,6 +307,7 @@ class ZarrDataset(Dataset):
         array_dir = store_root if path is None else store_root / path
         direct = FrameCodec.for_array(array_dir, json.loads((array_dir / NODE).read_text()))
         if direct is not None:
+            (array_dir / "c").mkdir()
             for t in range(shape[0]):
                 direct.write_frame(t, source[t])
             return
