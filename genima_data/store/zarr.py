@@ -14,7 +14,6 @@ zarr-python reads what the direct path wrote and that both read paths give ident
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import warnings
@@ -36,6 +35,10 @@ from genima_data.store.codecs import check_zarr_codecs, get_codec
 
 EPISODES = "episodes"
 NODE = "zarr.json"
+# flat chunk files ("c.<t>.0.0.0"): nested "c/<t>/0/0/0" costs three mkdirs per frame, more than the frame's
+# compression on some file systems; arrays written with "/" (older stores) are read the same way
+CHUNK_SEPARATOR = "."
+CHUNK_SEPARATORS = (".", "/")
 
 _BLOSC_SHUFFLE = {"noshuffle": 0, "shuffle": 1, "bitshuffle": 2}
 _BYTES_CODECS = {
@@ -72,7 +75,7 @@ class FrameCodec:
         self.shape = tuple(meta["shape"])
         self.dtype = np.dtype(meta["data_type"])
         self.fill_value = meta.get("fill_value", 0)
-        self.chunk_suffix = "/".join("0" for _ in self.shape[1:])
+        self.separator = meta["chunk_key_encoding"].get("configuration", {}).get("separator", "/")
         self.array_codecs: list[dict[str, Any]] = []
         self.bytes_codecs: list[Any] = []
         self.byteorder = "<"
@@ -95,7 +98,7 @@ class FrameCodec:
         if (
             grid != [1, *meta["shape"][1:]]
             or encoding.get("name") != "default"
-            or separator != "/"
+            or separator not in CHUNK_SEPARATORS
             or any(c["name"] not in known for c in meta["codecs"])
             or meta.get("storage_transformers")
         ):
@@ -103,7 +106,7 @@ class FrameCodec:
         return cls(directory, meta)
 
     def _chunk_file(self, t: int) -> Path:
-        return self.directory / f"c/{t}/{self.chunk_suffix}"
+        return self.directory / self.separator.join(["c", str(t), *("0" for _ in self.shape[1:])])
 
     def write_frame(self, t: int, frame: np.ndarray) -> None:
         """Encode frame `t` through the array's codec pipeline into its chunk file."""
@@ -118,11 +121,7 @@ class FrameCodec:
         for codec in self.bytes_codecs:
             data = codec.encode(data)
         path = self._chunk_file(t)
-        folder = self.directory / "c"
-        for part in path.relative_to(folder).parts[:-1]:  # top-down: one mkdir per level
-            folder = folder / part
-            with contextlib.suppress(FileExistsError):
-                os.mkdir(folder)
+        path.parent.mkdir(parents=True, exist_ok=True)  # only for arrays written with "/" chunk keys
         path.write_bytes(data)
 
     def frame(self, t: int) -> np.ndarray:
@@ -305,12 +304,12 @@ class ZarrDataset(Dataset):
             dtype=dtype,
             chunks=chunk_shape(logical, shape, dtype.itemsize),
             attributes={"codec": codec},
+            chunk_key_encoding={"name": "default", "separator": CHUNK_SEPARATOR},
             **kwargs,
         )
         array_dir = store_root if path is None else store_root / path
         direct = FrameCodec.for_array(array_dir, json.loads((array_dir / NODE).read_text()))
         if direct is not None:
-            (array_dir / "c").mkdir()
             for t in range(shape[0]):
                 direct.write_frame(t, source[t])
             return

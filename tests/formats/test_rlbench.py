@@ -392,10 +392,9 @@ def test_writer_refuses_ids_it_cannot_place(rlbench_dir, tmp_path):
 # ------------------------------------------------------------------------------------------------ bad input
 def read_error(root, episode_id="reach_target_v0_e3") -> str:
     reader = RLBenchReader(root)
-    with pytest.raises(FormatError) as err:
-        with reader.episode(episode_id) as ep:
-            for path in ep.paths():
-                ep.load(path)
+    with pytest.raises(FormatError) as err, reader.episode(episode_id) as ep:
+        for path in ep.paths():
+            ep.load(path)
     return one_line_error(err)
 
 
@@ -494,7 +493,8 @@ def test_non_list_variation_descriptions_are_named(rlbench_copy, tmp_path, run_c
     result = run_cli("convert", rlbench_copy, tmp_path / "out.zarr")
     assert result.exit_code == 1
     assert cli_error(result) == (
-        f"error: {path}: episode reach_target_v0_e3: variation_descriptions: holds a str, expected a list of strings"
+        f"error: {path}: episode reach_target_v0_e3: variation_descriptions: "
+        "holds a str, expected a list of strings"
     )
 
 
