@@ -1142,15 +1142,30 @@ class RLBenchWriter:
         return self._manifest
 
 
+def _checked_options(options: Mapping[str, Any], allowed: tuple[str, ...], what: str) -> Mapping[str, Any]:
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise FormatError(
+            f"the RLBench {what} has no option {', '.join(unknown)} (options: {', '.join(allowed)})"
+        )
+    return options
+
+
+def _open_reader(path: Path, **options: Any) -> RLBenchReader:
+    return RLBenchReader(path, **_checked_options(options, READER_OPTIONS, "reader"))
+
+
 def _open_writer(path: Path, manifest: Manifest | None, **options: Any) -> RLBenchWriter:
-    return RLBenchWriter(path, manifest, **options)
+    return RLBenchWriter(path, manifest, **_checked_options(options, WRITER_OPTIONS, "writer"))
 
 
+READER_OPTIONS = ("fps", "moving_cameras", "camera_mounts")
+WRITER_OPTIONS = ("targets",)
 RLBENCH = Format(
     name="rlbench",
     description="RLBench dataset folders (<task>/variation<V>/episodes/episode<E>/, PNGs + low_dim_obs.pkl)",
     detect=looks_like_rlbench,
-    reader=lambda path, **options: RLBenchReader(path, **options),
+    reader=_open_reader,
     writer=_open_writer,
 )
 

@@ -516,3 +516,14 @@ def test_static_camera_that_moves_is_refused_unless_declared_moving(rlbench_copy
         assert np.allclose(
             ep.load("cameras/front/extrinsics")[:, 0, 3], demo[0].misc["front_camera_extrinsics"][0, 3]
         )
+
+
+def test_unknown_options_are_named(rlbench_dir, tmp_path, run_cli):
+    result = run_cli("convert", rlbench_dir, tmp_path / "out", "--to", "rlbench", "--codec", "zstd")
+    assert result.exit_code == 1
+    assert cli_error(result) == "error: the RLBench writer has no option image_codec (options: targets)"
+    result = run_cli("convert", rlbench_dir, tmp_path / "o.zarr", "--reader-opt", "fsp=10")
+    assert (
+        cli_error(result)
+        == "error: the RLBench reader has no option fsp (options: fps, moving_cameras, camera_mounts)"
+    )
