@@ -121,7 +121,8 @@ class FrameCodec:
         for codec in self.bytes_codecs:
             data = codec.encode(data)
         path = self._chunk_file(t)
-        path.parent.mkdir(parents=True, exist_ok=True)  # only for arrays written with "/" chunk keys
+        if self.separator == "/":  # nested chunk keys (older stores)
+            path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
 
     def frame(self, t: int) -> np.ndarray:

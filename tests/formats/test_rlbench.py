@@ -527,3 +527,15 @@ def test_unknown_options_are_named(rlbench_dir, tmp_path, run_cli):
         cli_error(result)
         == "error: the RLBench reader has no option fsp (options: fps, moving_cameras, camera_mounts)"
     )
+
+
+def test_export_with_two_workers_equals_the_serial_export(rlbench_dir, tmp_path):
+    store = tmp_path / "s_h5"
+    convert(rlbench_dir, store, to="hdf5")
+    convert(store, tmp_path / "serial", to="rlbench")
+    assert convert(store, tmp_path / "parallel", to="rlbench", workers=2).written == EPISODES
+    for e in (3, 8, 9):
+        a, b = episode_dir(tmp_path / "serial", e), episode_dir(tmp_path / "parallel", e)
+        comparison = filecmp.dircmp(a, b)
+        assert not comparison.left_only and not comparison.right_only and not comparison.diff_files
+        assert all(not filecmp.dircmp(a / d, b / d).diff_files for d in comparison.common_dirs)
