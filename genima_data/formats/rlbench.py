@@ -47,11 +47,10 @@ from genima_data.errors import FormatError, GenimaDataError
 from genima_data.formats import Format
 from genima_data.formats import rlbench_layout as layout
 from genima_data.formats.rlbench_images import (
-    depth_from_png,
-    depth_to_png,
+    STREAM_FRAMES,
     encode_png_rgb,
-    mask_from_png,
-    mask_to_png,
+    frame_to_pixels,
+    pixels_to_frame,
     png_size,
     read_png_rgb,
 )
@@ -842,38 +841,25 @@ class RLBenchReader:
     def _frames(
         stream: Path, kind: str, T: int, hw: tuple[int, int], columns: Mapping[str, Column], where: str
     ) -> LazyFrames:
-        def describe(t: int) -> str:
-            return str(layout.frame_file(stream, t))
+        near = far = np.full(T, None)
+        if kind == "depth":
+            cam = where.split("/")[1]
+            planes = [columns.get(f"misc/{cam}_camera_{p}") for p in ("near", "far")]
+            if any(p is None or p.kind not in ARRAY_KINDS or p.missing is not None for p in planes):
+                raise FormatError(
+                    f"depth PNGs need {cam}_camera_near and {cam}_camera_far in every frame of "
+                    "low_dim_obs.pkl",
+                    file=stream,
+                    field=where,
+                )
+            near, far = (p.values.astype(np.float64) for p in planes)
 
-        if kind == "rgb":
-            return LazyFrames(
-                lambda t: read_png_rgb(layout.frame_file(stream, t)), T, (*hw, 3), np.uint8, describe=describe
-            )
-        if kind == "mask":
-            return LazyFrames(
-                lambda t: mask_from_png(read_png_rgb(layout.frame_file(stream, t))),
-                T,
-                hw,
-                np.int32,
-                describe=describe,
-            )
-        cam = where.split("/")[1]
-        planes = [columns.get(f"misc/{cam}_camera_{p}") for p in ("near", "far")]
-        if any(p is None or p.kind not in ARRAY_KINDS or p.missing is not None for p in planes):
-            raise FormatError(
-                f"depth PNGs need {cam}_camera_near and {cam}_camera_far in every frame of low_dim_obs.pkl",
-                file=stream,
-                field=where,
-            )
-        near, far = (p.values for p in planes)
+        def load(t: int) -> np.ndarray:
+            return pixels_to_frame(kind, read_png_rgb(layout.frame_file(stream, t)), near[t], far[t])
+
+        pixel_shape, dtype = STREAM_FRAMES[kind]
         return LazyFrames(
-            lambda t: depth_from_png(
-                read_png_rgb(layout.frame_file(stream, t)), float(near[t]), float(far[t])
-            ),
-            T,
-            hw,
-            np.float32,
-            describe=describe,
+            load, T, (*hw, *pixel_shape), dtype, describe=lambda t: str(layout.frame_file(stream, t))
         )
 
 
@@ -1085,7 +1071,7 @@ class RLBenchWriter:
                 path = f"targets/{cam.name}/{target}"
             if path not in episode:
                 continue
-            encode = {"rgb": lambda frame, t: frame, "mask": lambda frame, t: mask_to_png(frame)}.get(kind)
+            near = far = np.full(T, None)
             if kind == "depth":
                 near, far = (columns.get(f"misc/{cam.name}_camera_{p}") for p in ("near", "far"))
                 if near is None or far is None:
@@ -1093,16 +1079,12 @@ class RLBenchWriter:
                         f"depth needs the camera's near/far planes: set depth_range of camera '{cam.name}'",
                         field=path,
                     )
-
-                def encode(frame: np.ndarray, t: int, near=near, far=far) -> np.ndarray:
-                    return depth_to_png(frame, float(near[t]), float(far[t]))
-
             out = layout.stream_folder(folder, cam.name, kind)
             out.mkdir()
             source = episode[path]
             for t in range(T):
                 try:
-                    pixels = encode(np.asarray(source[t]), t)
+                    pixels = frame_to_pixels(kind, np.asarray(source[t]), near[t], far[t])
                 except FormatError as exc:
                     raise exc.located(field=path) from None
                 layout.frame_file(out, t).write_bytes(encode_png_rgb(pixels))

@@ -94,3 +94,28 @@ def mask_to_png(handles: np.ndarray) -> np.ndarray:
         )
     h = handles.astype(np.uint32)
     return np.stack([h & 255, (h >> 8) & 255, h >> 16], axis=-1).astype(np.uint8)
+
+
+STREAM_FRAMES = {
+    "rgb": ((3,), np.uint8),
+    "depth": ((), np.float32),
+    "mask": ((), np.int32),
+}  # per-pixel shape
+
+
+def pixels_to_frame(
+    kind: str, pixels: np.ndarray, near: float | None = None, far: float | None = None
+) -> np.ndarray:
+    """Decoded PNG pixels of an ``<cam>_<kind>`` folder to the store's frame (depth needs near/far)."""
+    if kind == "depth":
+        return depth_from_png(pixels, near, far)
+    return mask_from_png(pixels) if kind == "mask" else pixels
+
+
+def frame_to_pixels(
+    kind: str, frame: np.ndarray, near: float | None = None, far: float | None = None
+) -> np.ndarray:
+    """Inverse of `pixels_to_frame`: the RGB pixels RLBench writes for a frame."""
+    if kind == "depth":
+        return depth_to_png(frame, near, far)
+    return mask_to_png(frame) if kind == "mask" else frame
