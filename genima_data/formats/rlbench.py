@@ -776,9 +776,10 @@ class RLBenchReader:
         for column in columns.values():
             arrays.update(store_column(column, self._maps, ctx))
         arrays.update(self._image_streams(folder, T, columns))
+        attributes, misc_keys = demo_attribute_order(demo)
         record = {
-            "attributes": demo_attribute_order(demo)[0],
-            "misc_keys": demo_attribute_order(demo)[1],
+            "attributes": attributes,
+            "misc_keys": misc_keys,
             "fresh_misc_keys": fresh_misc_keys(demo),
             "kinds": {n: c.kind for n, c in columns.items()},
             "json": {n: c.json for n, c in columns.items() if c.kind == "json"},
