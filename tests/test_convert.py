@@ -163,7 +163,8 @@ def test_first_bad_episode_stops_the_run_and_nothing_is_committed(rlbench_dir, t
     with pytest.raises(GenimaDataError) as err:
         convert(src, dst, workers=workers)
     assert (
-        str(err.value) == f"{bad}: episode reach_target_v0_e8: PNG is corrupt or truncated (cannot decode it)"
+        str(err.value) == f"{bad}: episode reach_target_v0_e8: cameras/front/rgb: "
+        "PNG is corrupt or truncated (cannot decode it)"
     )
     assert "reach_target_v0_e8" not in complete_zarr_episodes(dst)
     if workers == 1:  # in order: the episode after the bad one never started

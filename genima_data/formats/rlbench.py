@@ -856,7 +856,10 @@ class RLBenchReader:
             near, far = (p.values.astype(np.float64) for p in planes)
 
         def load(t: int) -> np.ndarray:
-            return pixels_to_frame(kind, read_png_rgb(layout.frame_file(stream, t)), near[t], far[t])
+            try:
+                return pixels_to_frame(kind, read_png_rgb(layout.frame_file(stream, t)), near[t], far[t])
+            except FormatError as exc:
+                raise exc.located(field=where) from None
 
         pixel_shape, dtype = STREAM_FRAMES[kind]
         return LazyFrames(

@@ -431,8 +431,8 @@ def test_corrupt_png_fails_the_episode_and_leaves_nothing_partial(rlbench_copy, 
     result = run_cli("convert", rlbench_copy, out)
     assert result.exit_code == 1
     assert (
-        cli_error(result)
-        == f"error: {bad}: episode reach_target_v0_e8: PNG is corrupt or truncated (cannot decode it)"
+        cli_error(result) == f"error: {bad}: episode reach_target_v0_e8: cameras/wrist/rgb: "
+        "PNG is corrupt or truncated (cannot decode it)"
     )
     assert sorted(p.name for p in (out / "episodes").iterdir() if p.name != "zarr.json") == [
         "reach_target_v0_e3"
