@@ -143,3 +143,44 @@ def rlbench_copy(rlbench_dir, tmp_path) -> Path:
     dst = tmp_path / "rlbench_data"
     shutil.copytree(rlbench_dir, dst)
     return dst
+
+
+def load_with_fake_rlbench(path: Path) -> dict:
+    """Load `path` with plain pickle.load, as rlbench users do, in a fresh interpreter whose sys.modules
+    holds stand-in ``rlbench.demo`` / ``rlbench.backend.observation`` modules; returns a summary."""
+    import json
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(
+        f"""
+        import json, pickle, sys, types
+        demo_mod = types.ModuleType("rlbench.demo")
+        obs_mod = types.ModuleType("rlbench.backend.observation")
+        class Demo:
+            def __init__(self, observations, random_seed=None, num_reset_attempts=None):
+                self._observations = observations
+            def __len__(self):
+                return len(self._observations)
+            def __getitem__(self, i):
+                return self._observations[i]
+        class Observation:
+            pass
+        Demo.__module__, Observation.__module__ = demo_mod.__name__, obs_mod.__name__
+        demo_mod.Demo, obs_mod.Observation = Demo, Observation
+        for name in ("rlbench", "rlbench.backend"):
+            sys.modules[name] = types.ModuleType(name)
+        sys.modules["rlbench.demo"], sys.modules["rlbench.backend.observation"] = demo_mod, obs_mod
+        with open({str(path)!r}, "rb") as f:
+            demo = pickle.load(f)
+        classes = sorted({{f"{{type(o).__module__}}.{{type(o).__name__}}" for o in [demo, *demo]}})
+        print(json.dumps({{
+            "classes": classes, "length": len(demo), "q2": demo[2].joint_positions.tolist(),
+            "misc2": sorted(demo[2].misc), "reset": demo.num_reset_attempts,
+            "attributes2": sorted(vars(demo[2])),
+        }}))
+        """
+    )
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    return json.loads(run.stdout)

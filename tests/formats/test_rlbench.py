@@ -22,7 +22,7 @@ from genima_data.formats.rlbench import (
 from genima_data.formats.rlbench_images import depth_from_png, read_png_rgb
 from genima_data.formats.rlbench_pickle import dumps_pickle, load_pickle
 from genima_data.store import open_dataset
-from tests.conftest import RLBENCH_TEST_DATA, synthetic_rlbench_frame
+from tests.conftest import RLBENCH_TEST_DATA, load_with_fake_rlbench, synthetic_rlbench_frame
 from tests.test_convert import assert_datasets_equal
 
 EPISODES = ["reach_target_v0_e3", "reach_target_v0_e8", "reach_target_v0_e9"]
@@ -287,6 +287,9 @@ def test_export_of_a_non_rlbench_dataset_writes_genima_target_folders(demo_with_
             read_png_rgb(target_folder / "tiled_rgb" / "0.png")[:32, :32], ep.frame("cameras/wrist/rgb", 0)
         )
         demo = load_pickle(folder / "low_dim_obs.pkl")
+        plain = load_with_fake_rlbench(folder / "low_dim_obs.pkl")
+        assert plain["classes"] == ["rlbench.backend.observation.Observation", "rlbench.demo.Demo"]
+        assert plain["q2"] == demo[2].joint_positions.tolist() and "gripper_matrix" in plain["attributes2"]
         assert demo[3].joint_positions.dtype == np.float64
         assert np.array_equal(
             demo[3].joint_positions.astype(np.float32), ep.frame("robot/joint_positions", 3)

@@ -1,9 +1,7 @@
 import json
 import os
 import pickle
-import subprocess
 import sys
-import textwrap
 
 import numpy as np
 import pytest
@@ -18,7 +16,7 @@ from genima_data.formats.rlbench_pickle import (
     load_pickle,
     to_tagged_json,
 )
-from tests.conftest import RLBENCH_TEST_DATA
+from tests.conftest import RLBENCH_TEST_DATA, load_with_fake_rlbench
 
 EPISODE3 = RLBENCH_TEST_DATA / "reach_target/variation0/episodes/episode3/low_dim_obs.pkl"
 TRUNCATED = RLBENCH_TEST_DATA / "reach_target/variation1/episodes/episode9/low_dim_obs.pkl"
@@ -111,40 +109,11 @@ def test_rewritten_real_pickle_is_byte_identical(tmp_path):
 def test_written_pickle_loads_with_plain_pickle_into_rlbench_classes(tmp_path):
     out = tmp_path / "low_dim_obs.pkl"
     dump_pickle(load_pickle(EPISODE3), out)
-    script = textwrap.dedent(
-        f"""
-        import json, pickle, sys, types
-        demo_mod = types.ModuleType("rlbench.demo")
-        obs_mod = types.ModuleType("rlbench.backend.observation")
-        class Demo:
-            def __init__(self, observations, random_seed=None, num_reset_attempts=None):
-                self._observations = observations
-            def __len__(self):
-                return len(self._observations)
-            def __getitem__(self, i):
-                return self._observations[i]
-        class Observation:
-            pass
-        Demo.__module__, Observation.__module__ = demo_mod.__name__, obs_mod.__name__
-        demo_mod.Demo, obs_mod.Observation = Demo, Observation
-        for name in ("rlbench", "rlbench.backend"):
-            sys.modules[name] = types.ModuleType(name)
-        sys.modules["rlbench.demo"], sys.modules["rlbench.backend.observation"] = demo_mod, obs_mod
-        with open({str(out)!r}, "rb") as f:
-            demo = pickle.load(f)
-        print(json.dumps({{
-            "demo": type(demo) is Demo, "obs": all(type(o) is Observation for o in demo),
-            "length": len(demo), "q": demo[2].joint_positions.tolist(),
-            "misc": sorted(demo[2].misc), "reset": demo.num_reset_attempts,
-        }}))
-        """
-    )
-    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
-    loaded = json.loads(run.stdout)
+    loaded = load_with_fake_rlbench(out)
     expected = load_pickle(EPISODE3)
-    assert loaded["demo"] and loaded["obs"] and loaded["length"] == 40
-    assert loaded["q"] == expected[2].joint_positions.tolist()
-    assert loaded["misc"] == sorted(expected[2].misc)
+    assert loaded["classes"] == ["rlbench.backend.observation.Observation", "rlbench.demo.Demo"]
+    assert loaded["length"] == 40 and loaded["q2"] == expected[2].joint_positions.tolist()
+    assert loaded["misc2"] == sorted(expected[2].misc)
     assert loaded["reset"] == expected.num_reset_attempts
 
 
