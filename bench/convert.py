@@ -9,7 +9,9 @@ For each worker count the script times, in one run:
   decode   every PNG decoded (OpenCV), nothing else: the floor a conversion cannot beat
   zarr     `genima_data.convert.convert(src, dst.zarr, workers=N)`
   hdf5     the same to an HDF5 directory
-and prints PNGs/s, the share of decode-only throughput, and the speed-up over one worker.
+(store codecs: the defaults, or --image-codec / --array-codec) and prints PNGs/s, the share of
+decode-only throughput, and the speed-up over one worker. A second table gives the per-frame cost of
+PNG decode and of each store's image compression alone.
 
     python bench/convert.py --episodes 20 --workers 1 2
 """
@@ -142,7 +144,7 @@ def timed(fn) -> float:
     return time.perf_counter() - start
 
 
-def measure(src: Path, work: Path, target: str, workers: int) -> float:
+def measure(src: Path, work: Path, target: str, workers: int, codecs: dict[str, str]) -> float:
     """Seconds for one run of `target` ('decode', 'zarr' or 'hdf5') with `workers` processes."""
     folders = [str(p) for p in sorted(src.glob("*/*/episodes/*"))]
     dst = work / f"out-{target}-{workers}{'.zarr' if target == 'zarr' else ''}"
@@ -150,12 +152,14 @@ def measure(src: Path, work: Path, target: str, workers: int) -> float:
     if target == "decode":
         seconds = timed(lambda: list(run_tasks(decode_episode, folders, workers=workers)))
     else:
-        seconds = timed(lambda: convert(src, dst, to=target, workers=workers))
+        seconds = timed(lambda: convert(src, dst, to=target, workers=workers, writer_options=codecs))
     shutil.rmtree(dst, ignore_errors=True)
     return seconds
 
 
-def run(episodes: int, workers: list[int], repeat: int, keep: Path | None) -> tuple[list[dict], dict]:
+def run(
+    episodes: int, workers: list[int], repeat: int, keep: Path | None, codecs: dict[str, str]
+) -> tuple[list[dict], dict]:
     work = Path(tempfile.mkdtemp(prefix="bench-convert-")) if keep is None else keep
     src = work / "rlbench"
     console = Console(stderr=True)
@@ -168,7 +172,7 @@ def run(episodes: int, workers: list[int], repeat: int, keep: Path | None) -> tu
         for round_ in range(repeat):  # rounds interleave the targets, so load drift hits all alike
             for n in workers:
                 for target in ("decode", "zarr", "hdf5"):
-                    seconds = measure(src, work, target, n)
+                    seconds = measure(src, work, target, n, codecs)
                     best[target, n] = min(seconds, best.get((target, n), float("inf")))
                     console.print(f"round {round_ + 1}: {target:6s} workers={n}: {seconds:6.2f} s")
         rows = [
@@ -215,8 +219,11 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1, help="runs per measurement; the fastest counts")
     parser.add_argument("--keep", type=Path, default=None, help="work directory to keep (reuses its dataset)")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
+    parser.add_argument("--image-codec", default=None, help="store image codec (default: the store's)")
+    parser.add_argument("--array-codec", default=None, help="store codec for depth, masks, arrays")
     args = parser.parse_args()
-    rows, costs = run(args.episodes, sorted(set(args.workers)), args.repeat, args.keep)
+    codecs = {k: v for k, v in (("image_codec", args.image_codec), ("array_codec", args.array_codec)) if v}
+    rows, costs = run(args.episodes, sorted(set(args.workers)), args.repeat, args.keep, codecs)
     for table in tables(rows, costs):
         Console().print(table)
     if args.json:
