@@ -66,9 +66,13 @@ def encode_png_rgb(rgb: np.ndarray) -> bytes:
     return data.tobytes()
 
 
+def _packed_24bit(high: np.ndarray, middle: np.ndarray, low: np.ndarray) -> np.ndarray:
+    return (high.astype(np.int32) << 16) | (middle.astype(np.int32) << 8) | low
+
+
 def depth_from_png(packed: np.ndarray, near: float, far: float) -> np.ndarray:
     """RLBench depth PNG pixels (HxWx3 uint8) to float32 metres."""
-    normalised = (packed.astype(np.int64) @ np.array([65536, 256, 1], dtype=np.int64)) / DEPTH_SCALE
+    normalised = _packed_24bit(packed[..., 0], packed[..., 1], packed[..., 2]) / DEPTH_SCALE
     return (near + normalised * (far - near)).astype(np.float32)
 
 
@@ -81,7 +85,7 @@ def depth_to_png(metres: np.ndarray, near: float, far: float) -> np.ndarray:
 
 def mask_from_png(packed: np.ndarray) -> np.ndarray:
     """RLBench mask PNG pixels (HxWx3 uint8) to int32 segmentation handles."""
-    return packed.astype(np.int32) @ np.array([1, 256, 65536], dtype=np.int32)
+    return _packed_24bit(packed[..., 2], packed[..., 1], packed[..., 0])
 
 
 def mask_to_png(handles: np.ndarray) -> np.ndarray:
