@@ -1,0 +1,594 @@
+"""LeRobot datasets as a format: v3.0 read and written, v2.1 and v2.0 read. Needs the `formats` extra.
+
+Layout (v3.0, what `LeRobotWriter` writes)::
+
+    meta/info.json                     codebase_version, fps, features (dtype, shape, names), path templates
+    meta/stats.json                    min/max/mean/std/count per feature over the dataset
+    meta/tasks.parquet                 task string (pandas index 'task') → task_index
+    meta/episodes/chunk-*/file-*.parquet  one row per episode: length, tasks, where its rows and video are,
+                                       per-episode stats
+    data/chunk-*/file-*.parquet        one row per frame, many episodes per file
+    videos/<key>/chunk-*/file-*.mp4    one stream per camera, many episodes per file
+    meta/calibration.json              genima-data's addition: the cameras' calibration (LeRobot has no slot)
+    meta/genima.json                   genima-data's addition: robot, tasks and array mapping, for exact
+                                       round trips
+
+v2.1/v2.0 keep one parquet and one MP4 per episode (``data/chunk-000/episode_000000.parquet``,
+``videos/chunk-000/<key>/episode_000000.mp4``) and JSON-lines metadata (``meta/episodes.jsonl``,
+``meta/tasks.jsonl``, ``meta/episodes_stats.jsonl``).
+
+Mapping to the canonical tree: ``observation.state`` = arm joints + gripper (names pick them, see
+`ArmLayout`), ``action`` likewise, ``observation.velocity``/``observation.effort`` = joint velocities and
+torques, ``observation.images.<cam>`` = ``cameras/<cam>/rgb``, everything else numeric under
+``genima.<path>`` (genima-data's own) or ``extras/<key>`` (foreign). Video frames are decoded lazily by
+timestamp ``from_timestamp + timestamp``; timestamps must follow the frame rate within ``tolerance_s``
+(LeRobot's own rule, default 1e-4 s).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from genima_data.episode import Episode, LazyFrames
+from genima_data.errors import FormatError, GenimaDataError
+from genima_data.formats import Format
+from genima_data.formats.mapping import ArmLayout, cameras_for, load_cameras
+from genima_data.formats.video import VideoReader
+from genima_data.robots import ROBOTS, load_robot, robot_preset
+from genima_data.schema import (
+    NAME_PATTERN,
+    Camera,
+    EpisodeMeta,
+    EpisodeSource,
+    Manifest,
+    Robot,
+    Task,
+    natural_key,
+    parse_model,
+)
+
+CODEBASE_VERSION = "v3.0"
+READABLE_VERSIONS = ("v2.0", "v2.1", "v3.0")
+INFO_PATH = "meta/info.json"
+STATS_PATH = "meta/stats.json"
+TASKS_PATH = "meta/tasks.parquet"
+EPISODES_DIR = "meta/episodes"
+CALIBRATION_PATH = "meta/calibration.json"
+GENIMA_PATH = "meta/genima.json"
+PENDING_PATH = "meta/.genima-pending.json"
+DATA_PATH = "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
+VIDEO_PATH = "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4"
+EPISODES_PATH = EPISODES_DIR + "/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
+
+STATE, ACTION, VELOCITY, EFFORT = "observation.state", "action", "observation.velocity", "observation.effort"
+IMAGE_PREFIX = "observation.images."
+GRIPPER_NAME = "gripper_open"
+EPISODE_META_COLUMN = "genima/episode"
+INDEX_FEATURES: dict[str, dict[str, Any]] = {
+    "timestamp": {"dtype": "float32", "shape": [1], "names": None},
+    "frame_index": {"dtype": "int64", "shape": [1], "names": None},
+    "episode_index": {"dtype": "int64", "shape": [1], "names": None},
+    "index": {"dtype": "int64", "shape": [1], "names": None},
+    "task_index": {"dtype": "int64", "shape": [1], "names": None},
+}
+# single-path features every LeRobot user knows; everything else goes under genima.<path>
+KNOWN_FEATURES = {VELOCITY: "robot/joint_velocities", EFFORT: "robot/joint_forces"}
+DEFAULT_TOLERANCE_S = 1e-4
+
+
+def import_pyarrow() -> tuple[Any, Any]:
+    """(pyarrow, pyarrow.parquet), or a one-line error naming the extra that installs them."""
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:  # pragma: no cover - the formats extra is installed in tests
+        raise FormatError("LeRobot datasets need pyarrow: pip install 'genima-data[formats]'") from None
+    return pa, pq
+
+
+def looks_like_lerobot(path: Path) -> bool:
+    """A LeRobot dataset, or one genima-data is writing."""
+    return path.is_dir() and ((path / INFO_PATH).is_file() or (path / PENDING_PATH).is_file())
+
+
+def read_json(path: Path, *, what: str) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FormatError(f"{what} is missing", file=path) from None
+    except json.JSONDecodeError as exc:
+        raise FormatError(f"{what} is not valid JSON: {exc}", file=path) from None
+
+
+def read_json_lines(path: Path, *, what: str) -> list[dict[str, Any]]:
+    if not path.is_file():
+        raise FormatError(f"{what} is missing", file=path)
+    rows = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise FormatError(f"line {number} is not valid JSON: {exc}", file=path) from None
+    return rows
+
+
+def feature_names(features: dict[str, Any], key: str, *, file: Path) -> list[str]:
+    """The names of a 1-D feature's entries (LeRobot writes a list, v2.0 ports a {"motors": [...]})."""
+    names = features[key].get("names")
+    if isinstance(names, dict):
+        names = next(iter(names.values()), None)
+    if names is None:
+        raise FormatError(
+            "names is null: the entries of the state vector must be named (e.g. joint names and "
+            "'gripper') so joints and gripper can be told apart",
+            file=file,
+            field=f"features.{key}.names",
+        )
+    shape = features[key].get("shape") or [0]
+    if len(names) != int(np.prod(shape)):
+        raise FormatError(f"{len(names)} names for shape {shape}", file=file, field=f"features.{key}.names")
+    return [str(n) for n in names]
+
+
+def column_to_numpy(column: Any, length: int) -> np.ndarray:
+    """A parquet column of scalars or (fixed-size) lists as a (T,) or (T, n) array."""
+    import pyarrow.compute as pc
+
+    column = column.combine_chunks() if hasattr(column, "combine_chunks") else column
+    if hasattr(column.type, "value_type"):
+        values = np.asarray(pc.list_flatten(column))
+        if length and values.size % length:
+            raise FormatError(f"rows have different lengths ({values.size} values in {length} rows)")
+        return values.reshape(length, -1)
+    return column.to_numpy(zero_copy_only=False)
+
+
+def camera_name_of(key: str) -> str:
+    """Camera name for an image feature key: 'observation.images.top' → 'top'."""
+    name = key.removeprefix(IMAGE_PREFIX)
+    return name if re.match(NAME_PATTERN, name) else re.sub(r"[^A-Za-z0-9_.\-]", "_", name).strip("_.-")
+
+
+@dataclass
+class EpisodeRef:
+    """Where one episode's rows and videos live."""
+
+    index: int
+    episode_id: str
+    length: int
+    tasks: list[str]
+    data_file: Path
+    videos: dict[str, tuple[Path, float, float]] = field(default_factory=dict)  # key → file, from, to
+    meta_json: str | None = None
+
+
+class LeRobotReader:
+    """Reads a LeRobot v3.0/v2.1/v2.0 dataset as Episodes (see the module docstring for the mapping).
+
+    Options: `calibration` (file with the cameras; overrides meta/calibration.json), `robot` (built-in
+    model name or schema.Robot file; default: genima-data's record, else LeRobot's robot_type when it is
+    a built-in model), `arm` (name prefix choosing one arm of a multi-arm state, e.g. 'left'), `gripper`
+    (the gripper entry's name), `cameras` (names to import; default all), `task` (task name for
+    foreign datasets), `tolerance_s` (timestamps vs frame rate), `require_stats` (missing stats are an
+    error unless False).
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        calibration: str | Path | None = None,
+        robot: str | Path | None = None,
+        arm: str | None = None,
+        gripper: str | None = None,
+        cameras: list[str] | None = None,
+        task: str | None = None,
+        tolerance_s: float = DEFAULT_TOLERANCE_S,
+        require_stats: bool = True,
+    ) -> None:
+        self.path = Path(path)
+        self.tolerance_s = float(tolerance_s)
+        if (self.path / PENDING_PATH).is_file() and not (self.path / INFO_PATH).is_file():
+            raise FormatError(
+                "LeRobot dataset is incomplete: an interrupted write never committed it; re-run the "
+                "command that wrote it to resume",
+                file=self.path,
+            )
+        self.info = read_json(self.path / INFO_PATH, what="meta/info.json")
+        self.version = str(self.info.get("codebase_version", ""))
+        if self.version not in READABLE_VERSIONS:
+            raise FormatError(
+                f"codebase_version '{self.version}' is not supported (readable: {', '.join(READABLE_VERSIONS)})",
+                file=self.path / INFO_PATH,
+                field="codebase_version",
+            )
+        self.fps = float(self._info_field("fps"))
+        self.features: dict[str, dict[str, Any]] = self._info_field("features")
+        for key, feature in self.features.items():
+            if not isinstance(feature, dict) or "dtype" not in feature or "shape" not in feature:
+                raise FormatError(
+                    "needs dtype and shape", file=self.path / INFO_PATH, field=f"features.{key}"
+                )
+        if require_stats:
+            self._require_stats()
+        self.genima = (
+            read_json(self.path / GENIMA_PATH, what="") if (self.path / GENIMA_PATH).is_file() else {}
+        )
+        self.arrays: dict[str, dict[str, Any]] = self.genima.get("arrays", {})
+        self.tasks = self._read_tasks()
+        self._episodes = {ref.episode_id: ref for ref in self._read_episodes()}
+        self.image_keys = [
+            k
+            for k, f in self.features.items()
+            if f["dtype"] in ("video", "image") and self._wanted(k, cameras)
+        ]
+        self.state = self._layout(STATE, arm, gripper, robot)
+        self.action = self._layout(ACTION, arm, gripper, robot) if ACTION in self.features else None
+        self._manifest = self._build_manifest(calibration, robot, task)
+
+    # ---------------------------------------------------------------- metadata
+    def _info_field(self, name: str) -> Any:
+        if name not in self.info:
+            raise FormatError("is missing", file=self.path / INFO_PATH, field=name)
+        return self.info[name]
+
+    def _require_stats(self) -> None:
+        candidates = [STATS_PATH] if self.version == "v3.0" else ["meta/episodes_stats.jsonl", STATS_PATH]
+        if not any((self.path / c).is_file() for c in candidates):
+            raise FormatError(
+                f"normalisation statistics are missing ({' or '.join(candidates)}); LeRobot policies need "
+                "them (pass --reader-opt require_stats=false to convert anyway)",
+                file=self.path,
+                field="stats",
+            )
+
+    def _wanted(self, key: str, cameras: list[str] | None) -> bool:
+        return cameras is None or self._camera_of(key) in cameras
+
+    def _camera_of(self, key: str) -> str:
+        path = self.arrays.get(key, {}).get("path")
+        return path.split("/")[1] if path else camera_name_of(key)
+
+    def _read_tasks(self) -> dict[int, str]:
+        if self.version == "v3.0":
+            _, pq = import_pyarrow()
+            table = pq.read_table(self.path / TASKS_PATH) if (self.path / TASKS_PATH).is_file() else None
+            if table is None:
+                raise FormatError("meta/tasks.parquet is missing", file=self.path / TASKS_PATH)
+            text_column = next((c for c in ("task", "__index_level_0__") if c in table.column_names), None)
+            if text_column is None or "task_index" not in table.column_names:
+                raise FormatError("needs columns 'task' and 'task_index'", file=self.path / TASKS_PATH)
+            return dict(zip(table["task_index"].to_pylist(), table[text_column].to_pylist(), strict=True))
+        rows = read_json_lines(self.path / "meta/tasks.jsonl", what="meta/tasks.jsonl")
+        return {int(r["task_index"]): str(r["task"]) for r in rows}
+
+    def _read_episodes(self) -> list[EpisodeRef]:
+        rows = self._episode_rows()
+        chunks_size = int(self.info.get("chunks_size", 1000))
+        refs = []
+        for row in sorted(rows, key=lambda r: int(r["episode_index"])):
+            index = int(row["episode_index"])
+            meta_json = row.get(EPISODE_META_COLUMN)
+            episode_id = json.loads(meta_json)["episode_id"] if meta_json else f"episode_{index:06d}"
+            if self.version == "v3.0":
+                where = {"chunk_index": row["data/chunk_index"], "file_index": row["data/file_index"]}
+                videos = {
+                    key: (
+                        self.path
+                        / self.info["video_path"].format(
+                            video_key=key,
+                            chunk_index=row[f"videos/{key}/chunk_index"],
+                            file_index=row[f"videos/{key}/file_index"],
+                        ),
+                        float(row[f"videos/{key}/from_timestamp"]),
+                        float(row[f"videos/{key}/to_timestamp"]),
+                    )
+                    for key, f in self.features.items()
+                    if f["dtype"] == "video"
+                }
+            else:
+                where = {"episode_chunk": index // chunks_size, "episode_index": index}
+                videos = {
+                    key: (
+                        self.path
+                        / self.info["video_path"].format(
+                            video_key=key, episode_chunk=index // chunks_size, episode_index=index
+                        ),
+                        0.0,
+                        float("inf"),
+                    )
+                    for key, f in self.features.items()
+                    if f["dtype"] == "video"
+                }
+            data_file = self.path / self.info["data_path"].format(**where)
+            tasks = [str(t) for t in row.get("tasks") or []]
+            refs.append(
+                EpisodeRef(index, episode_id, int(row["length"]), tasks, data_file, videos, meta_json)
+            )
+        return refs
+
+    def _episode_rows(self) -> list[dict[str, Any]]:
+        if self.version != "v3.0":
+            return read_json_lines(self.path / "meta/episodes.jsonl", what="meta/episodes.jsonl")
+        _, pq = import_pyarrow()
+        files = sorted((self.path / EPISODES_DIR).glob("chunk-*/file-*.parquet"))
+        if not files:
+            raise FormatError("no episode metadata (meta/episodes/chunk-*/file-*.parquet)", file=self.path)
+        rows = []
+        for file in files:
+            schema = pq.read_schema(file)
+            columns = [c for c in schema.names if not c.startswith("stats/")]
+            rows += pq.read_table(file, columns=columns).to_pylist()
+        return rows
+
+    def _layout(self, key: str, arm: str | None, gripper: str | None, robot: str | Path | None) -> ArmLayout:
+        if key not in self.features:
+            raise FormatError(
+                "is missing from the features", file=self.path / INFO_PATH, field=f"features.{key}"
+            )
+        if self.features[key].get("names") is None and robot is not None:
+            joint_names = load_robot(robot).joint_names
+            return ArmLayout(
+                names=(*joint_names, GRIPPER_NAME),
+                joints=tuple(range(len(joint_names))),
+                gripper=len(joint_names),
+            )
+        names = feature_names(self.features, key, file=self.path / INFO_PATH)
+        try:
+            return ArmLayout.from_names(names, arm=arm, gripper=gripper, field=f"features.{key}.names")
+        except GenimaDataError as exc:
+            raise exc.located(file=self.path / INFO_PATH) from None
+
+    def _build_manifest(
+        self, calibration: str | Path | None, robot: str | Path | None, task: str | None
+    ) -> Manifest:
+        cameras = self._cameras(calibration)
+        recorded = self.genima.get("manifest")
+        if recorded is not None:
+            data = {**recorded, "cameras": [c.model_dump(mode="json") for c in cameras]}
+            if robot is not None:
+                data["robot"] = load_robot(robot).model_dump(mode="json")
+            return parse_model(Manifest, data, file=self.path / GENIMA_PATH)
+        task_strings = [self.tasks[i] for i in sorted(self.tasks)]
+        return Manifest(
+            name=self.path.name or "lerobot",
+            fps=self.fps,
+            robot=self._robot(robot),
+            cameras=cameras,
+            tasks=[Task(name=task or self.path.name or "task", instructions=task_strings)],
+            provenance=f"LeRobot {self.version} dataset {self.path}",
+        )
+
+    def _cameras(self, calibration: str | Path | None) -> list[Camera]:
+        if calibration is not None:
+            calibrated = load_cameras(calibration)
+        elif (self.path / CALIBRATION_PATH).is_file():
+            calibrated = load_cameras(self.path / CALIBRATION_PATH)
+        else:
+            calibrated = []
+        names = list(dict.fromkeys(self._camera_of(k) for k in self.image_keys))
+        return cameras_for(
+            names,
+            calibrated,
+            source=self.path,
+            hint="LeRobot datasets carry none: pass --calibration FILE, or --reader-opt 'cameras=[...]' to "
+            "import fewer cameras",
+        )
+
+    def _robot(self, robot: str | Path | None) -> Robot:
+        joint_names = self.state.joint_names
+        if robot is not None:
+            chosen = load_robot(robot)
+        elif self.info.get("robot_type") in ROBOTS:
+            chosen = robot_preset(self.info["robot_type"])
+        else:
+            raise FormatError(
+                f"robot_type '{self.info.get('robot_type')}' is not a built-in robot ({', '.join(sorted(ROBOTS))})"
+                ": describe it with --reader-opt robot=<model or robot.yaml>",
+                file=self.path / INFO_PATH,
+                field="robot_type",
+            )
+        if chosen.dof != len(joint_names):
+            raise FormatError(
+                f"robot '{chosen.model}' has {chosen.dof} joints but the state has {len(joint_names)} "
+                f"({joint_names})",
+                file=self.path / INFO_PATH,
+                field=f"features.{STATE}.names",
+            )
+        return chosen
+
+    # ---------------------------------------------------------------- reader protocol
+    @property
+    def manifest(self) -> Manifest:
+        return self._manifest
+
+    @property
+    def episode_ids(self) -> list[str]:
+        return sorted(self._episodes, key=natural_key)
+
+    def episode(self, episode_id: str) -> Episode:
+        """The episode's numeric columns loaded, its video frames decoded lazily."""
+        try:
+            ref = self._episodes[episode_id]
+        except KeyError:
+            raise FormatError(f"no episode '{episode_id}' in the dataset", file=self.path) from None
+        try:
+            return self._episode(ref)
+        except GenimaDataError as exc:
+            raise exc.located(file=ref.data_file, episode=episode_id) from None
+
+    def _episode(self, ref: EpisodeRef) -> Episode:
+        columns = self._rows(ref)
+        timestamps = self._timestamps(ref, columns)
+        arrays: dict[str, Any] = {"timestamps": timestamps}
+        arrays["robot/joint_positions"], arrays["robot/gripper_open"] = self.state.split(columns[STATE])
+        if not self.state.is_whole_vector:
+            arrays[f"extras/{STATE}"] = columns[STATE]
+        if self.action is not None:
+            arrays["action/joint_positions"] = self.action.joints_and_gripper(columns[ACTION])
+            if not self.action.is_whole_vector:
+                arrays[f"extras/{ACTION}"] = columns[ACTION]
+        for key, values in columns.items():
+            if key in (STATE, ACTION, *INDEX_FEATURES) or self.features.get(key, {}).get("dtype") in (
+                "video",
+                "image",
+            ):
+                continue
+            arrays.update(self._numeric_array(key, values))
+        readers: list[VideoReader] = []
+        for key in self.image_keys:
+            arrays[self._image_path(key)] = self._frames(ref, key, columns, readers)
+        meta = self._meta(ref)
+        return Episode(meta=meta, arrays=arrays, _on_close=[r.close for r in readers])
+
+    def _rows(self, ref: EpisodeRef) -> dict[str, np.ndarray]:
+        _, pq = import_pyarrow()
+        if not ref.data_file.is_file():
+            raise FormatError("data file is missing", file=ref.data_file)
+        filters = [("episode_index", "=", ref.index)] if self.version == "v3.0" else None
+        table = pq.read_table(ref.data_file, filters=filters)
+        if table.num_rows != ref.length:
+            raise FormatError(
+                f"has {table.num_rows} rows, expected {ref.length} (episode length)", field="length"
+            )
+        if "frame_index" in table.column_names:
+            table = table.sort_by("frame_index")
+        missing = [k for k in (STATE, "timestamp") if k not in table.column_names]
+        if missing:
+            raise FormatError(f"columns {missing} are missing", field=missing[0])
+        return {
+            name: table[name]
+            if self.features.get(name, {}).get("dtype") == "image"
+            else column_to_numpy(table[name], table.num_rows)
+            for name in table.column_names
+        }
+
+    def _timestamps(self, ref: EpisodeRef, columns: dict[str, Any]) -> np.ndarray:
+        stamps = np.asarray(columns["timestamp"], dtype=np.float32).reshape(-1)
+        frame_index = np.asarray(columns.get("frame_index", np.arange(ref.length))).reshape(-1)
+        if not np.array_equal(frame_index, np.arange(ref.length)):
+            raise FormatError("frame_index is not 0, 1, 2, ...", field="frame_index")
+        steps = np.diff(stamps.astype(np.float64))
+        bad = np.flatnonzero(np.abs(steps - 1 / self.fps) > self.tolerance_s)
+        if bad.size:
+            t = int(bad[0]) + 1
+            raise FormatError(
+                f"timestamps do not match fps {self.fps:g}: frame {t} is {steps[t - 1]:.6f} s after frame {t - 1},"
+                f" expected {1 / self.fps:.6f} s ± {self.tolerance_s:g} s",
+                field="timestamp",
+            )
+        for key, (file, start, stop) in ref.videos.items():
+            if key in self.image_keys and start + float(stamps[-1]) > stop - 1 / self.fps + self.tolerance_s:
+                raise FormatError(
+                    f"the episode's last timestamp {stamps[-1]:.4f} s lies beyond its video span "
+                    f"[{start:.4f}, {stop:.4f}) s",
+                    file=file,
+                    field=f"videos/{key}/to_timestamp",
+                )
+        original = self.arrays.get("genima.timestamps")
+        if original is not None and "genima.timestamps" in columns:
+            return np.asarray(columns["genima.timestamps"], dtype=np.float64).reshape(-1)
+        grid = np.arange(ref.length, dtype=np.float64) / self.fps
+        # frames written on the fps grid come back as exactly that grid, not its float32 rounding
+        return grid if np.array_equal(stamps, grid.astype(np.float32)) else stamps.astype(np.float64)
+
+    def _numeric_array(self, key: str, values: np.ndarray) -> dict[str, np.ndarray]:
+        recorded = self.arrays.get(key)
+        if recorded is not None:
+            if recorded["path"] == "timestamps":
+                return {}
+            shape = (values.shape[0], *recorded["shape"])
+            return {recorded["path"]: values.reshape(shape).astype(recorded["dtype"])}
+        if key in KNOWN_FEATURES and self._per_joint(key):
+            return {KNOWN_FEATURES[key]: values[:, list(self.state.joints)].astype(np.float32)}
+        return {f"extras/{key}": values}
+
+    def _per_joint(self, key: str) -> bool:
+        names = self.features[key].get("names")
+        names = next(iter(names.values()), None) if isinstance(names, dict) else names
+        return names is not None and list(names) == list(self.state.names)
+
+    def _image_path(self, key: str) -> str:
+        recorded = self.arrays.get(key)
+        return recorded["path"] if recorded else f"cameras/{camera_name_of(key)}/rgb"
+
+    def _image_shape(self, key: str) -> tuple[int, int]:
+        feature = self.features[key]
+        shape, names = list(feature["shape"]), feature.get("names") or ["height", "width", "channels"]
+        if "height" in names and "width" in names:
+            return int(shape[names.index("height")]), int(shape[names.index("width")])
+        return int(shape[0]), int(shape[1])
+
+    def _frames(
+        self, ref: EpisodeRef, key: str, columns: dict[str, Any], readers: list[VideoReader]
+    ) -> LazyFrames:
+        height, width = self._image_shape(key)
+        stamps = np.asarray(columns["timestamp"], dtype=np.float64).reshape(-1)
+        if self.features[key]["dtype"] == "image":
+            cells = columns[key]
+            return LazyFrames(
+                lambda t: decode_image_cell(cells[t].as_py(), key),
+                ref.length,
+                (height, width, 3),
+                np.uint8,
+                describe=lambda t: f"{ref.data_file}: {key} frame {t}",
+            )
+        file, start, _ = ref.videos[key]
+        video = VideoReader(file)
+        readers.append(video)
+        return LazyFrames(
+            lambda t: video.frame_at(start + stamps[t], self.tolerance_s),
+            ref.length,
+            (height, width, 3),
+            np.uint8,
+            describe=lambda t: f"{file}: frame at {start + stamps[t]:.4f} s",
+        )
+
+    def _meta(self, ref: EpisodeRef) -> EpisodeMeta:
+        if ref.meta_json:
+            return parse_model(EpisodeMeta, ref.meta_json, file=ref.data_file, episode=ref.episode_id)
+        task = self._manifest.tasks[0].name
+        return EpisodeMeta(
+            episode_id=ref.episode_id,
+            task=task,
+            instruction=ref.tasks[0] if ref.tasks else "",
+            length=ref.length,
+            source=EpisodeSource(
+                format="lerobot", path=str(ref.data_file.relative_to(self.path)), index=ref.index
+            ),
+            extras={"lerobot_tasks": ref.tasks} if len(ref.tasks) > 1 else {},
+        )
+
+
+def decode_image_cell(cell: dict[str, Any] | None, key: str) -> np.ndarray:
+    """An RGB frame from a LeRobot 'image' feature cell ({'bytes': PNG/JPEG, 'path': ...})."""
+    import cv2
+
+    data = (cell or {}).get("bytes")
+    image = None if data is None else cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        raise FormatError("image cell cannot be decoded", field=key)
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def _writer(path: Path, manifest: Manifest | None, **options: Any) -> Any:
+    from genima_data.formats.lerobot_writer import LeRobotWriter
+
+    return LeRobotWriter(path, manifest, **options)
+
+
+LEROBOT = Format(
+    name="lerobot",
+    description="LeRobot dataset: v3.0 read and written, v2.1/v2.0 read (parquet + MP4)",
+    detect=looks_like_lerobot,
+    reader=LeRobotReader,
+    writer=_writer,
+    parallel_write=False,  # v3 packs many episodes into each data and video file
+)

@@ -1,0 +1,105 @@
+"""What readers of foreign formats share: calibration files, and mapping state vectors onto one arm.
+
+Foreign formats record a flat state vector per frame (ALOHA's 14-dim `qpos`, LeRobot's `observation.state`)
+whose entries are named; the canonical tree wants one arm's joints plus one gripper opening. `ArmLayout`
+picks the entries: the joints and the gripper of one arm, chosen by name prefix (``left`` → ``left_*``)
+when the vector holds several arms.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from genima_data.errors import FormatError, SchemaError
+from genima_data.schema import Camera, parse_model
+
+
+def load_cameras(path: str | Path) -> list[Camera]:
+    """Cameras from a calibration file: a JSON/YAML list of schema.Camera, or ``{"cameras": [...]}``."""
+    path = Path(path)
+    if not path.is_file():
+        raise SchemaError("calibration file not found", file=path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise SchemaError(f"not valid JSON/YAML: {' '.join(str(exc).split())}", file=path) from None
+    if isinstance(data, dict) and "cameras" in data:
+        data = data["cameras"]
+    if not isinstance(data, list):
+        raise SchemaError("expected a list of cameras (or an object with a 'cameras' list)", file=path)
+    return [parse_model(Camera, item, file=path) for item in data]
+
+
+def cameras_for(
+    names: Sequence[str], calibrated: Sequence[Camera], *, source: str | Path, hint: str
+) -> list[Camera]:
+    """The calibrated cameras named `names`, in that order; a one-line error names any without one."""
+    by_name = {c.name: c for c in calibrated}
+    missing = [n for n in names if n not in by_name]
+    if missing:
+        raise FormatError(f"no calibration for camera(s) {missing}: {hint}", file=source, field="cameras")
+    return [by_name[n] for n in names]
+
+
+@dataclass(frozen=True)
+class ArmLayout:
+    """Indices of one arm's joints and gripper in a named state vector."""
+
+    names: tuple[str, ...]
+    joints: tuple[int, ...]
+    gripper: int
+
+    @classmethod
+    def from_names(
+        cls, names: Sequence[str], *, arm: str | None = None, gripper: str | None = None, field: str = "state"
+    ) -> ArmLayout:
+        """Pick the joints and gripper of `arm` (a name prefix), the gripper by name or by 'gripper' in it."""
+        names = tuple(str(n) for n in names)
+        candidates = [i for i, n in enumerate(names) if arm is None or n.startswith(f"{arm}_")]
+        if not candidates:
+            raise FormatError(
+                f"no entries of arm '{arm}' (names start with '{arm}_') in {list(names)}", field=field
+            )
+        if gripper is not None:
+            if gripper not in names:
+                raise FormatError(f"gripper '{gripper}' is not one of {list(names)}", field=field)
+            grippers = [names.index(gripper)]
+        else:
+            grippers = [i for i in candidates if "gripper" in names[i].lower()]
+        if len(grippers) != 1:
+            found = [names[i] for i in grippers]
+            hint = (
+                "choose an arm with --reader-opt arm=<prefix>"
+                if found
+                else "name it with --reader-opt gripper=<name>"
+            )
+            raise FormatError(f"{len(found)} gripper entries {found} in {list(names)}: {hint}", field=field)
+        joints = tuple(i for i in candidates if i != grippers[0])
+        return cls(names=names, joints=joints, gripper=grippers[0])
+
+    @property
+    def joint_names(self) -> list[str]:
+        return [self.names[i] for i in self.joints]
+
+    @property
+    def is_whole_vector(self) -> bool:
+        """Whether joints + gripper are exactly the vector in order (nothing dropped, nothing moved)."""
+        return (*self.joints, self.gripper) == tuple(range(len(self.names)))
+
+    def split(self, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(T, n) vectors → (T, joints) joint positions and (T,) gripper values, float32."""
+        vectors = np.asarray(vectors)
+        return (
+            vectors[:, list(self.joints)].astype(np.float32),
+            vectors[:, self.gripper].astype(np.float32),
+        )
+
+    def joints_and_gripper(self, vectors: np.ndarray) -> np.ndarray:
+        """(T, n) → (T, joints + 1): the arm's joints then its gripper (the action layout), float32."""
+        joints, gripper = self.split(vectors)
+        return np.concatenate([joints, gripper[:, None]], axis=1)
