@@ -205,7 +205,8 @@ class LeRobotReader:
         self.version = str(self.info.get("codebase_version", ""))
         if self.version not in READABLE_VERSIONS:
             raise FormatError(
-                f"codebase_version '{self.version}' is not supported (readable: {', '.join(READABLE_VERSIONS)})",
+                f"codebase_version '{self.version}' is not supported "
+                f"(readable: {', '.join(READABLE_VERSIONS)})",
                 file=self.path / INFO_PATH,
                 field="codebase_version",
             )
@@ -390,8 +391,8 @@ class LeRobotReader:
             chosen = robot_preset(self.info["robot_type"])
         else:
             raise FormatError(
-                f"robot_type '{self.info.get('robot_type')}' is not a built-in robot ({', '.join(sorted(ROBOTS))})"
-                ": describe it with --reader-opt robot=<model or robot.yaml>",
+                f"robot_type '{self.info.get('robot_type')}' is not a built-in robot "
+                f"({', '.join(sorted(ROBOTS))}): describe it with --reader-opt robot=<model or robot.yaml>",
                 file=self.path / INFO_PATH,
                 field="robot_type",
             )
@@ -480,8 +481,8 @@ class LeRobotReader:
         if bad.size:
             t = int(bad[0]) + 1
             raise FormatError(
-                f"timestamps do not match fps {self.fps:g}: frame {t} is {steps[t - 1]:.6f} s after frame {t - 1},"
-                f" expected {1 / self.fps:.6f} s ± {self.tolerance_s:g} s",
+                f"timestamps do not match fps {self.fps:g}: frame {t} is {steps[t - 1]:.6f} s after "
+                f"frame {t - 1}, expected {1 / self.fps:.6f} s ± {self.tolerance_s:g} s",
                 field="timestamp",
             )
         for key, (file, start, stop) in ref.videos.items():

@@ -66,8 +66,9 @@ MAX_STATS_ENTRIES = 64
 def plan_features(
     episode: Episode | None, manifest: Manifest, *, fps: int | float, retime: bool
 ) -> dict[str, Any]:
-    """LeRobot features for the arrays of `episode` (info.json entries), where each comes from (`sources`:
-    key → [kind, path]) and, for single-array features, the per-frame shape and dtype to restore (`arrays`)."""
+    """LeRobot features for the arrays of `episode` (info.json entries), where each comes from
+    (`sources`: key → [kind, path]) and, for single-array features, the per-frame shape and dtype to
+    restore them with (`arrays`)."""
     names = [*manifest.robot.joint_names, GRIPPER_NAME]
     features: dict[str, dict[str, Any]] = {STATE: {"dtype": "float32", "shape": [len(names)], "names": names}}
     sources = {STATE: ["state", "robot/joint_positions"]}
@@ -112,7 +113,8 @@ def is_video_stream(path: str, source: Any) -> bool:
 
 
 def video_key(path: str) -> str:
-    """cameras/<cam>/rgb → observation.images.<cam>; targets/<cam>/<kind> → observation.targets.<cam>.<kind>."""
+    """Feature key of an image stream: cameras/<cam>/rgb → observation.images.<cam>,
+    targets/<cam>/<kind> → observation.targets.<cam>.<kind>."""
     group, camera, kind = path.split("/")
     return f"{IMAGE_PREFIX}{camera}" if group == "cameras" else f"observation.{group}.{camera}.{kind}"
 
@@ -394,9 +396,8 @@ class LeRobotWriter:
         planned |= {"robot/gripper_open", "timestamps"}
         if set(episode.paths()) != planned:
             raise FormatError(
-                "LeRobot needs the same features in every episode: this one has "
-                f"{sorted(set(episode.paths()) - planned)} extra and {sorted(planned - set(episode.paths()))} "
-                "missing",
+                "LeRobot needs the same features in every episode: this one has extra "
+                f"{sorted(set(episode.paths()) - planned)}, lacks {sorted(planned - set(episode.paths()))}",
                 file=self.path,
             )
 
@@ -408,8 +409,8 @@ class LeRobotWriter:
             t = int(np.argmax(off))
             raise FormatError(
                 f"frame {t} is at {stamps[t]:.6f} s, off the {self.manifest.fps:g} Hz grid LeRobot needs "
-                f"({grid[t]:.6f} s ± {self.tolerance_s:g} s); pass --writer-opt retime=true to re-stamp frames "
-                "on the grid (originals kept in genima.timestamps)",
+                f"({grid[t]:.6f} s ± {self.tolerance_s:g} s); pass --writer-opt retime=true to re-stamp "
+                "frames on the grid (originals kept in genima.timestamps)",
                 field="timestamps",
             )
         return grid, stamps

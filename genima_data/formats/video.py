@@ -142,7 +142,8 @@ class VideoReader:
             return self._last[1]
         self._frames = None
         raise FormatError(
-            f"no video frame within {tolerance_s:g} s of t = {time_s:.4f} s (timestamps do not match the video)",
+            f"no video frame within {tolerance_s:g} s of t = {time_s:.4f} s "
+            "(timestamps do not match the video)",
             file=self.path,
         )
 
