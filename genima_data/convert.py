@@ -133,6 +133,12 @@ def convert(
     dst_fmt = get_format(dst_name)
     if dst_fmt.writer is None:
         raise FormatError(f"format '{dst_name}' cannot be written", file=destination)
+    if engine != "local" and not dst_fmt.parallel_write:
+        raise FormatError(
+            f"format '{dst_name}' is written by a single process (episodes share files); "
+            "convert it with the local engine",
+            file=destination,
+        )
     writer = dst_fmt.writer(Path(destination), reader.manifest, **writer_options)
     result = ConvertResult(src_name, dst_name, Path(destination))
 
@@ -154,10 +160,10 @@ def convert(
         )
         for eid in todo
     ]
-    parallel = workers > 1 and dst_fmt.parallel_write
+    parallel = dst_fmt.parallel_write and (workers > 1 or engine != "local")
     run = (
         run_tasks(convert_episode, jobs, workers=workers, engine=engine, address=address)
-        if parallel or engine != "local"
+        if parallel
         else ((job, convert_episode(job, reader, writer)) for job in jobs)
     )
     with progress_bar(len(jobs), f"convert {src_name} → {dst_name}", enabled=progress) as advance:

@@ -8,11 +8,9 @@ for the same models live in `genima_data.geometry.kinematics`.
 from __future__ import annotations
 
 import math
-
-import numpy as np
-
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 from genima_data.errors import SchemaError
@@ -99,7 +97,8 @@ def load_robot(spec: str | Path) -> Robot:
     path = Path(spec)
     if not path.is_file():
         raise SchemaError(
-            f"'{spec}' is neither a built-in robot ({', '.join(sorted(ROBOTS))}) nor a robot file", field="robot"
+            f"'{spec}' is neither a built-in robot ({', '.join(sorted(ROBOTS))}) nor a robot file",
+            field="robot",
         )
     try:
         data = yaml.safe_load(path.read_text())
