@@ -38,7 +38,7 @@ import numpy as np
 from genima_data.episode import Episode, LazyFrames
 from genima_data.errors import FormatError, GenimaDataError
 from genima_data.formats import Format
-from genima_data.formats.mapping import ArmLayout, cameras_for, load_cameras
+from genima_data.formats.mapping import ArmLayout, cameras_for, load_cameras, manifest_from_record
 from genima_data.formats.video import VideoReader
 from genima_data.robots import ROBOTS, load_robot, robot_preset
 from genima_data.schema import (
@@ -353,10 +353,9 @@ class LeRobotReader:
         cameras = self._cameras(calibration)
         recorded = self.genima.get("manifest")
         if recorded is not None:
-            data = {**recorded, "cameras": [c.model_dump(mode="json") for c in cameras]}
             if robot is not None:
-                data["robot"] = load_robot(robot).model_dump(mode="json")
-            return parse_model(Manifest, data, file=self.path / GENIMA_PATH)
+                recorded = {**recorded, "robot": load_robot(robot).model_dump(mode="json")}
+            return manifest_from_record(recorded, cameras, file=self.path / GENIMA_PATH)
         task_strings = [self.tasks[i] for i in sorted(self.tasks)]
         return Manifest(
             name=self.path.name or "lerobot",

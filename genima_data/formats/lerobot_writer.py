@@ -54,6 +54,7 @@ from genima_data.formats.lerobot import (
     looks_like_lerobot,
     read_json,
 )
+from genima_data.formats.mapping import load_cameras, manifest_from_record, manifest_record, save_cameras
 from genima_data.formats.video import VideoConcatenator, VideoSettings, VideoWriter, import_av
 from genima_data.schema import EpisodeMeta, EpisodeSummary, Manifest, natural_key, parse_model
 from genima_data.store.base import check_episode_structure
@@ -331,8 +332,9 @@ class LeRobotWriter:
                 file=self.path,
             )
         recorded = read_json(self.path / GENIMA_PATH, what="meta/genima.json")["manifest"]
-        cameras = read_json(self.path / CALIBRATION_PATH, what="meta/calibration.json")["cameras"]
-        return parse_model(Manifest, {**recorded, "cameras": cameras}, file=self.path / GENIMA_PATH)
+        return manifest_from_record(
+            recorded, load_cameras(self.path / CALIBRATION_PATH), file=self.path / GENIMA_PATH
+        )
 
     def _recorded_plan(self) -> dict[str, Any] | None:
         pending = self.path / PENDING_PATH
@@ -601,11 +603,10 @@ class LeRobotWriter:
             if rows and f"stats/{key}/mean" in rows[0]
         }
         atomic_write_text(self.path / STATS_PATH, json.dumps(stats, indent=2) + "\n")
-        cameras = [c.model_dump(mode="json") for c in self.manifest.cameras]
-        atomic_write_text(self.path / CALIBRATION_PATH, json.dumps({"cameras": cameras}, indent=2) + "\n")
+        save_cameras(self.path / CALIBRATION_PATH, self.manifest.cameras)
         genima = {
             "writer": f"genima-data {__version__}",
-            "manifest": self.manifest.model_dump(mode="json", exclude={"episodes", "storage", "cameras"}),
+            "manifest": manifest_record(self.manifest),
             "arrays": plan["arrays"],
             "plan": plan,
         }

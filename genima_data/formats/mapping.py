@@ -8,6 +8,7 @@ when the vector holds several arms.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,8 +16,11 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from genima_data.atomic import atomic_write_text
 from genima_data.errors import FormatError, SchemaError
-from genima_data.schema import Camera, parse_model
+from genima_data.schema import FORMAT_VERSION, Camera, Manifest, parse_model
+
+CALIBRATION_TAG = "genima-calibration"
 
 
 def load_cameras(path: str | Path) -> list[Camera]:
@@ -33,6 +37,16 @@ def load_cameras(path: str | Path) -> list[Camera]:
     if not isinstance(data, list):
         raise SchemaError("expected a list of cameras (or an object with a 'cameras' list)", file=path)
     return [parse_model(Camera, item, file=path) for item in data]
+
+
+def save_cameras(path: str | Path, cameras: Sequence[Camera]) -> None:
+    """Write `cameras` as a genima calibration file (JSON), atomically; `load_cameras` reads it back."""
+    document = {
+        "format": CALIBRATION_TAG,
+        "format_version": FORMAT_VERSION,
+        "cameras": [c.model_dump(mode="json") for c in cameras],
+    }
+    atomic_write_text(path, json.dumps(document, indent=2) + "\n")
 
 
 def cameras_for(
@@ -103,3 +117,32 @@ class ArmLayout:
         """(T, n) → (T, joints + 1): the arm's joints then its gripper (the action layout), float32."""
         joints, gripper = self.split(vectors)
         return np.concatenate([joints, gripper[:, None]], axis=1)
+
+    def merge(self, vectors: np.ndarray, joints: np.ndarray, gripper: np.ndarray | None = None) -> np.ndarray:
+        """`vectors` with this arm's slots set to `joints` (and `gripper`), unless they already hold them.
+
+        A round trip keeps the original vectors bit for bit (e.g. float64 ones that the float32 joint
+        positions came from); edited values replace the originals'. `gripper` None keeps that slot.
+        """
+        current_joints, current_gripper = self.split(vectors)
+        if np.array_equal(current_joints, joints) and (
+            gripper is None or np.array_equal(current_gripper, gripper)
+        ):
+            return vectors
+        merged = np.array(vectors, copy=True)
+        merged[:, list(self.joints)] = joints
+        if gripper is not None:
+            merged[:, self.gripper] = gripper
+        return merged
+
+
+def manifest_record(manifest: Manifest) -> dict:
+    """What a foreign format cannot hold of a manifest, for a sidecar file (cameras go to calibration)."""
+    return manifest.model_dump(mode="json", exclude={"episodes", "storage", "cameras"})
+
+
+def manifest_from_record(record: dict, cameras: Sequence[Camera], *, file: str | Path) -> Manifest:
+    """The manifest `manifest_record` saved, with `cameras` (its calibration) put back."""
+    return parse_model(
+        Manifest, {**record, "cameras": [c.model_dump(mode="json") for c in cameras]}, file=file
+    )
