@@ -41,11 +41,12 @@ from genima_data.errors import FormatError, GenimaDataError, StoreError
 from genima_data.formats import Format
 from genima_data.formats.mapping import (
     ArmLayout,
-    cameras_for,
+    calibrated_cameras,
     load_cameras,
     manifest_from_record,
     manifest_record,
     save_cameras,
+    writer_manifest,
 )
 from genima_data.robots import VX300S_JOINTS, load_robot, viperx_300s
 from genima_data.schema import (
@@ -190,18 +191,8 @@ class AlohaReader:
         self._manifest = self._build_manifest(calibration, float(fps), task)
 
     def _build_manifest(self, calibration: str | Path | None, fps: float, task: str | None) -> Manifest:
-        if calibration is not None:
-            calibrated = load_cameras(calibration)
-        elif (self.path / CALIBRATION_FILE).is_file():
-            calibrated = load_cameras(self.path / CALIBRATION_FILE)
-        else:
-            calibrated = []
-        cameras = cameras_for(
-            self.camera_names,
-            calibrated,
-            source=self.path,
-            hint="ALOHA files carry none: pass --calibration FILE, or --reader-opt 'cameras=[...]' to import "
-            "fewer cameras",
+        cameras = calibrated_cameras(
+            self.camera_names, calibration, self.path / CALIBRATION_FILE, source=self.path, what="ALOHA"
         )
         if self.record is not None:
             record = {**self.record["manifest"], "robot": self.robot.model_dump(mode="json"), "fps": fps}
@@ -374,24 +365,13 @@ class AlohaWriter:
         self.path = Path(path)
         self.compress, self.jpeg_quality = bool(compress), int(jpeg_quality)
         existing = self._existing_manifest()
-        attach = manifest is None
-        if attach:
-            if existing is None:
-                raise StoreError("no ALOHA export in progress to attach to", file=self.path)
-            manifest = existing
-        elif existing is not None and existing.identity() != manifest.identity():
-            raise StoreError(
-                f"destination already holds a different dataset ('{existing.name}'); choose another "
-                "destination or remove it",
-                file=self.path,
-            )
-        self.manifest = manifest
-        if existing is None or not attach:  # the coordinator prepares; workers attached to it only write
+        self.manifest = writer_manifest(manifest, existing, path=self.path, what="ALOHA")
+        if manifest is not None:  # the coordinator prepares; workers attached to it only write episodes
             self.path.mkdir(parents=True, exist_ok=True)
             remove_temporaries(self.path)
             atomic_write_text(self.path / PENDING_FILE, "{}\n")
-            save_cameras(self.path / CALIBRATION_FILE, manifest.cameras)
-            record = {"manifest": manifest_record(manifest)}
+            save_cameras(self.path / CALIBRATION_FILE, self.manifest.cameras)
+            record = {"manifest": manifest_record(self.manifest)}
             atomic_write_text(self.path / RECORD_FILE, json.dumps(record, indent=2) + "\n")
 
     def _existing_manifest(self) -> Manifest | None:

@@ -38,7 +38,7 @@ import numpy as np
 from genima_data.episode import Episode, LazyFrames
 from genima_data.errors import FormatError, GenimaDataError
 from genima_data.formats import Format
-from genima_data.formats.mapping import ArmLayout, cameras_for, load_cameras, manifest_from_record
+from genima_data.formats.mapping import ArmLayout, calibrated_cameras, manifest_from_record
 from genima_data.formats.video import VideoReader
 from genima_data.robots import ROBOTS, load_robot, robot_preset
 from genima_data.schema import (
@@ -367,19 +367,9 @@ class LeRobotReader:
         )
 
     def _cameras(self, calibration: str | Path | None) -> list[Camera]:
-        if calibration is not None:
-            calibrated = load_cameras(calibration)
-        elif (self.path / CALIBRATION_PATH).is_file():
-            calibrated = load_cameras(self.path / CALIBRATION_PATH)
-        else:
-            calibrated = []
         names = list(dict.fromkeys(self._camera_of(k) for k in self.image_keys))
-        return cameras_for(
-            names,
-            calibrated,
-            source=self.path,
-            hint="LeRobot datasets carry none: pass --calibration FILE, or --reader-opt 'cameras=[...]' to "
-            "import fewer cameras",
+        return calibrated_cameras(
+            names, calibration, self.path / CALIBRATION_PATH, source=self.path, what="a LeRobot dataset"
         )
 
     def _robot(self, robot: str | Path | None) -> Robot:

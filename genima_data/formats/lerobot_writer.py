@@ -54,7 +54,13 @@ from genima_data.formats.lerobot import (
     looks_like_lerobot,
     read_json,
 )
-from genima_data.formats.mapping import load_cameras, manifest_from_record, manifest_record, save_cameras
+from genima_data.formats.mapping import (
+    load_cameras,
+    manifest_from_record,
+    manifest_record,
+    save_cameras,
+    writer_manifest,
+)
 from genima_data.formats.video import VideoConcatenator, VideoSettings, VideoWriter, import_av
 from genima_data.schema import EpisodeMeta, EpisodeSummary, Manifest, natural_key, parse_model
 from genima_data.store.base import check_episode_structure
@@ -287,19 +293,9 @@ class LeRobotWriter:
         self.episodes_per_file = episodes_per_file
         self.data_file_bytes, self.video_file_bytes = data_file_mb * 2**20, video_file_mb * 2**20
         self.retime, self.tolerance_s = bool(retime), float(tolerance_s)
-        existing = self._existing_manifest()
-        if manifest is None:
-            if existing is None:
-                raise StoreError("no LeRobot write in progress to attach to", file=self.path)
-            manifest = existing
-        elif existing is not None and existing.identity() != manifest.identity():
-            raise StoreError(
-                f"destination already holds a different dataset ('{existing.name}'); choose another "
-                "destination or remove it",
-                file=self.path,
-            )
-        self.manifest = manifest
-        self.fps: int | float = int(manifest.fps) if float(manifest.fps).is_integer() else manifest.fps
+        self.manifest = writer_manifest(manifest, self._existing_manifest(), path=self.path, what="LeRobot")
+        fps = self.manifest.fps
+        self.fps: int | float = int(fps) if float(fps).is_integer() else fps
         self._plan: dict[str, Any] | None = self._recorded_plan()
         self._group: FileGroup | None = None
         self._remove_leftovers()

@@ -17,7 +17,7 @@ import numpy as np
 import yaml
 
 from genima_data.atomic import atomic_write_text
-from genima_data.errors import FormatError, SchemaError
+from genima_data.errors import FormatError, SchemaError, StoreError
 from genima_data.schema import FORMAT_VERSION, Camera, Manifest, parse_model
 
 CALIBRATION_TAG = "genima-calibration"
@@ -49,14 +49,21 @@ def save_cameras(path: str | Path, cameras: Sequence[Camera]) -> None:
     atomic_write_text(path, json.dumps(document, indent=2) + "\n")
 
 
-def cameras_for(
-    names: Sequence[str], calibrated: Sequence[Camera], *, source: str | Path, hint: str
+def calibrated_cameras(
+    names: Sequence[str], calibration: str | Path | None, sidecar: Path, *, source: str | Path, what: str
 ) -> list[Camera]:
-    """The calibrated cameras named `names`, in that order; a one-line error names any without one."""
-    by_name = {c.name: c for c in calibrated}
+    """Cameras `names`, calibrated from the file the user gave (`calibration`) or else the `sidecar` file
+    genima-data wrote next to the data; a one-line error names every camera left without calibration."""
+    path = calibration if calibration is not None else (sidecar if sidecar.is_file() else None)
+    by_name = {c.name: c for c in load_cameras(path)} if path is not None else {}
     missing = [n for n in names if n not in by_name]
     if missing:
-        raise FormatError(f"no calibration for camera(s) {missing}: {hint}", file=source, field="cameras")
+        raise FormatError(
+            f"no calibration for camera(s) {missing}: {what} carries none: pass --calibration FILE, or "
+            "--reader-opt 'cameras=[...]' to import fewer cameras",
+            file=source,
+            field="cameras",
+        )
     return [by_name[n] for n in names]
 
 
@@ -146,3 +153,19 @@ def manifest_from_record(record: dict, cameras: Sequence[Camera], *, file: str |
     return parse_model(
         Manifest, {**record, "cameras": [c.model_dump(mode="json") for c in cameras]}, file=file
     )
+
+
+def writer_manifest(given: Manifest | None, existing: Manifest | None, *, path: Path, what: str) -> Manifest:
+    """The manifest a writer of a foreign format works with: `given`, unless `path` already holds another
+    dataset (refused); or, for a worker attaching without one (`given` None), the write in progress."""
+    if given is None:
+        if existing is None:
+            raise StoreError(f"no {what} write in progress to attach to", file=path)
+        return existing
+    if existing is not None and existing.identity() != given.identity():
+        raise StoreError(
+            f"destination already holds a different dataset ('{existing.name}'); choose another destination "
+            "or remove it",
+            file=path,
+        )
+    return given
