@@ -220,7 +220,9 @@ class LeRobotReader:
         if require_stats:
             self._require_stats()
         self.genima = (
-            read_json(self.path / GENIMA_PATH, what="") if (self.path / GENIMA_PATH).is_file() else {}
+            read_json(self.path / GENIMA_PATH, what="meta/genima.json")
+            if (self.path / GENIMA_PATH).is_file()
+            else {}
         )
         self.arrays: dict[str, dict[str, Any]] = self.genima.get("arrays", {})
         self.tasks = self._read_tasks()
@@ -271,49 +273,48 @@ class LeRobotReader:
         return {int(r["task_index"]): str(r["task"]) for r in rows}
 
     def _read_episodes(self) -> list[EpisodeRef]:
-        rows = self._episode_rows()
-        chunks_size = int(self.info.get("chunks_size", 1000))
         refs = []
-        for row in sorted(rows, key=lambda r: int(r["episode_index"])):
+        for row in sorted(self._episode_rows(), key=lambda r: int(r["episode_index"])):
             index = int(row["episode_index"])
             meta_json = row.get(EPISODE_META_COLUMN)
             episode_id = json.loads(meta_json)["episode_id"] if meta_json else f"episode_{index:06d}"
-            if self.version == "v3.0":
-                where = {"chunk_index": row["data/chunk_index"], "file_index": row["data/file_index"]}
-                videos = {
-                    key: (
-                        self.path
-                        / self.info["video_path"].format(
-                            video_key=key,
-                            chunk_index=row[f"videos/{key}/chunk_index"],
-                            file_index=row[f"videos/{key}/file_index"],
-                        ),
-                        float(row[f"videos/{key}/from_timestamp"]),
-                        float(row[f"videos/{key}/to_timestamp"]),
-                    )
-                    for key, f in self.features.items()
-                    if f["dtype"] == "video"
-                }
-            else:
-                where = {"episode_chunk": index // chunks_size, "episode_index": index}
-                videos = {
-                    key: (
-                        self.path
-                        / self.info["video_path"].format(
-                            video_key=key, episode_chunk=index // chunks_size, episode_index=index
-                        ),
-                        0.0,
-                        float("inf"),
-                    )
-                    for key, f in self.features.items()
-                    if f["dtype"] == "video"
-                }
-            data_file = self.path / self.info["data_path"].format(**where)
+            try:
+                data_file, videos = self._locations(row, index)
+                length = int(row["length"])
+            except KeyError as exc:
+                raise FormatError(
+                    f"episode {index}'s metadata has no '{exc.args[0]}'", file=self.path, field=exc.args[0]
+                ) from None
             tasks = [str(t) for t in row.get("tasks") or []]
-            refs.append(
-                EpisodeRef(index, episode_id, int(row["length"]), tasks, data_file, videos, meta_json)
-            )
+            refs.append(EpisodeRef(index, episode_id, length, tasks, data_file, videos, meta_json))
         return refs
+
+    def _locations(
+        self, row: dict[str, Any], index: int
+    ) -> tuple[Path, dict[str, tuple[Path, float, float]]]:
+        """The episode's data file and, per video key, its video file and time span in it."""
+        keys = [k for k, f in self.features.items() if f["dtype"] == "video"]
+        if self.version == "v3.0":  # many episodes per file: the row says which file and where
+            data = {"chunk_index": row["data/chunk_index"], "file_index": row["data/file_index"]}
+            spans = {
+                k: (
+                    {
+                        "chunk_index": row[f"videos/{k}/chunk_index"],
+                        "file_index": row[f"videos/{k}/file_index"],
+                    },
+                    float(row[f"videos/{k}/from_timestamp"]),
+                    float(row[f"videos/{k}/to_timestamp"]),
+                )
+                for k in keys
+            }
+        else:  # one file per episode, in chunks of `chunks_size` episodes
+            data = {"episode_chunk": index // int(self.info.get("chunks_size", 1000)), "episode_index": index}
+            spans = {k: (data, 0.0, float("inf")) for k in keys}
+        videos = {
+            k: (self.path / self._info_field("video_path").format(video_key=k, **where), start, stop)
+            for k, (where, start, stop) in spans.items()
+        }
+        return self.path / self._info_field("data_path").format(**data), videos
 
     def _episode_rows(self) -> list[dict[str, Any]]:
         if self.version != "v3.0":
@@ -426,12 +427,9 @@ class LeRobotReader:
             if not self.action.is_whole_vector:
                 arrays[f"extras/{ACTION}"] = columns[ACTION]
         for key, values in columns.items():
-            if key in (STATE, ACTION, *INDEX_FEATURES) or self.features.get(key, {}).get("dtype") in (
-                "video",
-                "image",
-            ):
-                continue
-            arrays.update(self._numeric_array(key, values))
+            is_image = self.features.get(key, {}).get("dtype") in ("video", "image")
+            if not (is_image or key in (STATE, ACTION, *INDEX_FEATURES)):
+                arrays.update(self._numeric_array(key, values))
         readers: list[VideoReader] = []
         for key in self.image_keys:
             arrays[self._image_path(key)] = self._frames(ref, key, columns, readers)
@@ -482,14 +480,16 @@ class LeRobotReader:
                     file=file,
                     field=f"videos/{key}/to_timestamp",
                 )
-        original = self.arrays.get("genima.timestamps")
-        if original is not None and "genima.timestamps" in columns:
+        if "genima.timestamps" in columns:  # written with retime: the original, off-grid timestamps
             return np.asarray(columns["genima.timestamps"], dtype=np.float64).reshape(-1)
         grid = np.arange(ref.length, dtype=np.float64) / self.fps
         # frames written on the fps grid come back as exactly that grid, not its float32 rounding
         return grid if np.array_equal(stamps, grid.astype(np.float32)) else stamps.astype(np.float64)
 
     def _numeric_array(self, key: str, values: np.ndarray) -> dict[str, np.ndarray]:
+        """Where a numeric column goes in the tree; text columns have no place there and are left out."""
+        if values.dtype.kind not in "biuf":
+            return {}
         recorded = self.arrays.get(key)
         if recorded is not None:
             if recorded["path"] == "timestamps":
