@@ -75,6 +75,7 @@ PENDING_FILE = ".genima-pending.json"
 EPISODE_ATTR = "genima_episode"
 QVEL_ESTIMATED_ATTR = "genima_qvel_estimated"
 DEFAULT_JPEG_QUALITY = 50  # what ALOHA's recorder uses
+IMAGE_CODECS = ("raw", "jpeg")
 WRITTEN_FROM_TREE = frozenset(
     (
         "timestamps",
@@ -346,12 +347,13 @@ class AlohaReader:
 class AlohaWriter:
     """Writes Episodes as ``episode_<N>.hdf5`` files ACT and ALOHA's tools read (one file per episode).
 
-    Options: `compress` (JPEG images as ALOHA's recorder stores them; default raw RGB, lossless),
-    `jpeg_quality` (50, ALOHA's). The qpos/action/qvel/effort vectors are the originals kept under
-    extras/ when the episode came from ALOHA (with this arm's slots updated if they were edited),
-    otherwise the arm's joints + gripper. Without recorded velocities qvel is the finite difference of
-    qpos over time, marked as estimated. calibration.json and genima.json next to the files keep what
-    ALOHA has no place for.
+    Options: `image_codec` ('raw': RGB frames, lossless, the default; 'jpeg': JPEG bytes as ALOHA's
+    recorder stores them with compress=True), `jpeg_quality` (50, ALOHA's).
+
+    The qpos/action/qvel/effort vectors are the originals kept under extras/ when the episode came from
+    ALOHA (with this arm's slots updated if they were edited), otherwise the arm's joints + gripper.
+    Without recorded velocities qvel is the finite difference of qpos over time, marked as estimated.
+    calibration.json and genima.json next to the files keep what ALOHA has no place for.
     """
 
     def __init__(
@@ -359,11 +361,15 @@ class AlohaWriter:
         path: str | Path,
         manifest: Manifest | None,
         *,
-        compress: bool = False,
+        image_codec: str = "raw",
         jpeg_quality: int = DEFAULT_JPEG_QUALITY,
     ) -> None:
         self.path = Path(path)
-        self.compress, self.jpeg_quality = bool(compress), int(jpeg_quality)
+        if image_codec not in IMAGE_CODECS:
+            raise FormatError(
+                f"image_codec must be one of {IMAGE_CODECS}, got '{image_codec}'", field="image_codec"
+            )
+        self.compress, self.jpeg_quality = image_codec == "jpeg", int(jpeg_quality)
         existing = self._existing_manifest()
         self.manifest = writer_manifest(manifest, existing, path=self.path, what="ALOHA")
         if manifest is not None:  # the coordinator prepares; workers attached to it only write episodes

@@ -30,7 +30,7 @@ from genima_data import __version__
 from genima_data.atomic import TMP_PREFIX, atomic_output, atomic_write_text, remove_path, remove_temporaries
 from genima_data.episode import Episode, spec_for
 from genima_data.errors import FormatError, GenimaDataError, StoreError
-from genima_data.formats.lerobot import (
+from genima_data.formats.lerobot_layout import (
     ACTION,
     CALIBRATION_PATH,
     CODEBASE_VERSION,
@@ -299,15 +299,15 @@ class LeRobotWriter:
         self._plan: dict[str, Any] | None = self._recorded_plan()
         self._group: FileGroup | None = None
         self._remove_leftovers()
-        self._rows = self._completed_rows()
-        self._done = {json.loads(r[EPISODE_META_COLUMN])["episode_id"] for r in self._rows}
+        rows = sorted(self._completed_rows(), key=lambda r: r["episode_index"])
+        self._done = {json.loads(r[EPISODE_META_COLUMN])["episode_id"] for r in rows}
+        self._episodes_closed, self._frames_closed = len(rows), sum(r["length"] for r in rows)
         self._tasks: dict[str, int] = {}
-        for row in sorted(self._rows, key=lambda r: r["episode_index"]):
+        for row in rows:
             for task in row["tasks"]:
                 self._tasks.setdefault(task, len(self._tasks))
         self._next_group = max(
-            ((r["meta/episodes/chunk_index"], r["meta/episodes/file_index"]) for r in self._rows),
-            default=None,
+            ((r["meta/episodes/chunk_index"], r["meta/episodes/file_index"]) for r in rows), default=None
         )
         self._write_pending()
 
@@ -358,10 +358,19 @@ class LeRobotWriter:
                     file.unlink()
 
     def _completed_rows(self) -> list[dict[str, Any]]:
+        """What resuming needs of the episodes in closed file groups (not their statistics)."""
         _, pq = import_pyarrow()
+        columns = [
+            "episode_index",
+            "length",
+            "tasks",
+            EPISODE_META_COLUMN,
+            "meta/episodes/chunk_index",
+            "meta/episodes/file_index",
+        ]
         rows = []
         for file in sorted((self.path / EPISODES_DIR).glob("chunk-*/file-*.parquet")):
-            rows += pq.read_table(file).to_pylist()
+            rows += pq.read_table(file, columns=columns).to_pylist()
         return rows
 
     def _write_pending(self) -> None:
@@ -403,7 +412,8 @@ class LeRobotWriter:
         stamps = episode.load("timestamps").astype(np.float64)
         grid = np.arange(episode.length, dtype=np.float64) / self.manifest.fps
         off = np.abs(stamps - grid)
-        if not self.retime and off.max(initial=0) > self.tolerance_s:
+        retimed = TIMESTAMPS_FEATURE in self._plan["sources"]  # as the write started, also when resumed
+        if not retimed and off.max(initial=0) > self.tolerance_s:
             t = int(np.argmax(off))
             raise FormatError(
                 f"frame {t} is at {stamps[t]:.6f} s, off the {self.manifest.fps:g} Hz grid LeRobot needs "
@@ -441,8 +451,8 @@ class LeRobotWriter:
         T = episode.length
         task = episode.meta.instruction or episode.meta.task
         task_index = self._tasks.get(task, len(self._tasks))
-        episode_index = len(self._rows) + len(self._group.rows if self._group else [])
-        first_frame = sum(r["length"] for r in self._rows) + (self._group.frames if self._group else 0)
+        episode_index = self._episodes_closed + len(self._group.rows if self._group else [])
+        first_frame = self._frames_closed + (self._group.frames if self._group else 0)
         columns = self._columns(episode, episode_index, first_frame, task_index)
         table = pa.table({key: arrow_column(values) for key, values in columns.items()})
         stats = {key: numeric_stats(values) for key, values in columns.items()}
@@ -563,7 +573,8 @@ class LeRobotWriter:
         group.outputs.close()  # renames data and video files into place
         if group.rows:
             write_parquet(self.path / EPISODES_PATH.format(**group.where()), pa.Table.from_pylist(group.rows))
-        self._rows += group.rows
+        self._episodes_closed += len(group.rows)
+        self._frames_closed += group.frames
 
     def _abort_group(self) -> None:
         """Discard the open group (its temporaries) after a failure while appending to it."""

@@ -190,7 +190,9 @@ def test_store_to_aloha_to_store_is_exact_with_raw_images(demo_store_dir, tmp_pa
 
 
 def test_written_files_load_the_way_act_reads_them(demo_store_dir, tmp_path):
-    convert(demo_store_dir / "sample.zarr", tmp_path / "aloha", to="aloha", writer_options={"compress": True})
+    convert(
+        demo_store_dir / "sample.zarr", tmp_path / "aloha", to="aloha", writer_options={"image_codec": "jpeg"}
+    )
     source = open_dataset(demo_store_dir / "sample.zarr")
     with h5py.File(tmp_path / "aloha/episode_1.hdf5", "r") as root, source.episode("episode1") as ep:
         # ACT's EpisodicDataset: attrs sim/compress, qpos/qvel/action rows, images decoded with cv2.imdecode

@@ -10,8 +10,8 @@ from genima_data.convert import convert
 from genima_data.demo import demo_cameras, demo_episode
 from genima_data.episode import LazyFrames
 from genima_data.errors import FormatError, GenimaDataError, StoreError
-from genima_data.formats.lerobot import INFO_PATH, LeRobotReader
-from genima_data.formats.lerobot_writer import LeRobotWriter
+from genima_data.formats.lerobot import LeRobotReader, LeRobotWriter
+from genima_data.formats.lerobot_layout import INFO_PATH
 from genima_data.formats.video import VideoSettings, VideoWriter
 from genima_data.store import open_dataset
 from tests.conftest import psnr
