@@ -183,12 +183,6 @@ def demo(
 
 
 # ---------------------------------------------------------------- validate (branch `validate`)
-def _validate_options(overrides: dict[str, Any]) -> Any:
-    from genima_data.validate import ValidateOptions
-
-    return ValidateOptions().with_overrides({k: v for k, v in overrides.items() if v is not None})
-
-
 def _default(name: str) -> Any:
     from genima_data.validate import ValidateOptions
 
@@ -227,32 +221,29 @@ def validate(
     max_findings: int = typer.Option(20, help="Findings listed on screen (the JSON has all)."),
 ) -> None:
     """Check that a dataset is GENIMA-ready: exit 0 ready, 1 errors found, 2 unreadable input."""
-    from genima_data.errors import SchemaError, StoreError
-    from genima_data.validate import checks_table, registered_checks, validate_dataset
+    from genima_data.validate import ValidateOptions, checks_table, registered_checks, validate_dataset
 
     if list_checks:
         console.print(checks_table(list(registered_checks().values())))
         return
     if dataset is None:
         raise typer.BadParameter("missing the DATASET to validate", param_hint="DATASET")
-    options = _validate_options(
-        {
-            **_parse_options(option, "--option"),
-            "horizon": horizon,
-            "min_length": min_length,
-            "max_length": max_length,
-            "joint_limit_margin_rad": joint_margin,
-            "velocity_limit_factor": velocity_factor,
-            "fps_tolerance": fps_tolerance,
-            "blank_std_threshold": blank_std,
-            "frozen_run_frames": frozen_frames,
-            "strict": strict,
-        }
-    )
+    flags = {
+        "horizon": horizon,
+        "max_length": max_length,
+        "joint_limit_margin_rad": joint_margin,
+        "velocity_limit_factor": velocity_factor,
+        "fps_tolerance": fps_tolerance,
+        "blank_std_threshold": blank_std,
+        "frozen_run_frames": frozen_frames,
+        "strict": strict,
+        **({"min_length": min_length} if min_length is not None else {}),
+    }
     names = [n.strip() for n in checks.split(",") if n.strip()] if checks else None
     try:
+        options = ValidateOptions().with_overrides({**flags, **_parse_options(option, "--option")})
         result = validate_dataset(dataset, checks=names, options=options, workers=workers, progress=True)
-    except (StoreError, SchemaError) as exc:
+    except GenimaDataError as exc:  # unreadable dataset, unknown check or option: nothing was validated
         exc.exit_code = EXIT_UNREADABLE  # main() prints the one line and exits with it
         raise
     if report is not None:
