@@ -207,7 +207,7 @@ def validate(
         _default("velocity_limit_factor"), help="Jump: joint speed above this × the velocity limit."
     ),
     fps_tolerance: float = typer.Option(
-        _default("fps_tolerance"), help="Allowed relative error of the median frame interval vs 1/fps."
+        _default("fps_tolerance"), help="Allowed relative error of the measured frame interval vs 1/fps."
     ),
     blank_std: float = typer.Option(
         _default("blank_std_threshold"), help="Blank frame: pixel std below this (grey levels)."

@@ -42,23 +42,19 @@ POSE_ARRAYS = ("robot/ee_pose", "robot/link_poses")
 )
 def manifest_content(ctx: DatasetContext) -> Iterator[Finding]:
     m = ctx.manifest
-    file = ctx.path
     if m.format_version != FORMAT_VERSION:
         yield ctx.warning(
             f"written with format version {m.format_version}; this genima-data reads {FORMAT_VERSION}",
             field="format_version",
-            file=file,
         )
     if not m.episodes:
-        yield ctx.error("the dataset has no episodes", field="episodes", file=file)
+        yield ctx.error("the dataset has no episodes", field="episodes")
     if not m.cameras:
-        yield ctx.error("no cameras: GENIMA draws its targets on camera images", field="cameras", file=file)
+        yield ctx.error("no cameras: GENIMA draws its targets on camera images", field="cameras")
     if not m.tasks:
         yield ctx.warning("no tasks listed: episodes' tasks and instructions are unchecked", field="tasks")
     if m.robot.joint_velocity_limits is None:
-        yield ctx.warning(
-            "not set: trajectory jumps cannot be checked", field="robot.joint_velocity_limits", file=file
-        )
+        yield ctx.warning("not set: trajectory jumps cannot be checked", field="robot.joint_velocity_limits")
 
 
 @check(

@@ -76,7 +76,7 @@ class ValidateOptions:
     max_length: int | None = 10_000  # longer episodes are probably several demonstrations run together
     joint_limit_margin_rad: float = 0.02  # tolerated excursion beyond the robot's joint limits
     velocity_limit_factor: float = 1.5  # a jump: joint speed above this × joint_velocity_limits
-    fps_tolerance: float = 0.1  # median frame interval may differ from 1/fps by this fraction
+    fps_tolerance: float = 0.1  # measured frame interval may differ from 1/fps by this fraction
     dropped_frame_factor: float = 1.5  # an interval longer than this many periods drops frames
     jitter_warning_fraction: float = 0.2  # warn when the interval's std exceeds this fraction of a period
     blank_std_threshold: float = 2.0  # a frame whose pixel std (grey levels) is below this is blank
@@ -182,7 +182,15 @@ class DatasetContext:
     manifest: Manifest
     options: ValidateOptions
     joint_digests: dict[str, str] = field(default_factory=dict)
+    shared: dict[str, Any] = field(default_factory=dict)  # per process, kept across episodes: see `cached`
     check_name: str = ""  # set by the runner before each check runs
+
+    def cached(self, key: str, factory: Callable[[], Any]) -> Any:
+        """An expensive object (kinematics, a camera model) built once per process and reused by every
+        episode this process checks."""
+        if key not in self.shared:
+            self.shared[key] = factory()
+        return self.shared[key]
 
     def finding(
         self,
@@ -200,7 +208,7 @@ class DatasetContext:
             message=message,
             episode=episode,
             field=field,
-            file=None if file is None else str(file),
+            file=str(self.path if file is None else file),
             frames=tuple(int(t) for t in list(frames)[:MAX_FRAMES]),
         )
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from genima_data.errors import GenimaDataError, SchemaError
 from genima_data.parallel import run_tasks
@@ -30,7 +31,7 @@ from genima_data.validate.registry import (
 )
 from genima_data.validate.report import ValidationReport
 
-Opened = tuple[Dataset, dict[str, EpisodeSummary]]
+Opened = tuple[Dataset, dict[str, EpisodeSummary], dict[str, Any]]  # dataset, index, per-process cache
 
 
 def registered_checks() -> dict[str, CheckSpec]:
@@ -63,7 +64,7 @@ _OPENED: dict[str, Opened] = {}  # per worker process: each opens the dataset on
 def _open(path: str) -> Opened:
     if path not in _OPENED:
         dataset = open_dataset(path)
-        _OPENED[path] = (dataset, {e.episode_id: e for e in dataset.manifest.episodes})
+        _OPENED[path] = (dataset, {e.episode_id: e for e in dataset.manifest.episodes}, {})
     return _OPENED[path]
 
 
@@ -80,7 +81,7 @@ def _unopenable(job: EpisodeJob, file: str, exc: Exception) -> Finding:
 def validate_episode(job: EpisodeJob, opened: Opened | None = None) -> EpisodeOutcome:
     """Run the job's episode checks on one episode (in a worker, `opened` is None: open it here)."""
     registry = load_checks(job.modules)
-    dataset, index = opened or _open(job.dataset)
+    dataset, index, shared = opened or _open(job.dataset)
     file = str(dataset.episode_path(job.episode_id))
     try:
         episode = dataset.episode(job.episode_id)
@@ -96,6 +97,7 @@ def validate_episode(job: EpisodeJob, opened: Opened | None = None) -> EpisodeOu
             episode_id=job.episode_id,
             file=file,
             summary=index.get(job.episode_id),
+            shared=shared,
         )
         findings = tuple(f for name in job.checks for f in run_check(registry[name], ctx))
         try:
@@ -124,9 +126,10 @@ def validate_dataset(
     modules = tuple(dict.fromkeys(s.fn.__module__ for s in selected))
     with open_dataset(path) as dataset:
         index = {e.episode_id: e for e in dataset.manifest.episodes}
+        shared: dict[str, Any] = {}
         root = str(dataset.path)
         jobs = [EpisodeJob(root, eid, episode_checks, modules, options) for eid in dataset.episode_ids]
-        run = validate_episode if workers > 1 else partial(validate_episode, opened=(dataset, index))
+        run = validate_episode if workers > 1 else partial(validate_episode, opened=(dataset, index, shared))
         outcomes: dict[str, EpisodeOutcome] = {}
         with progress_bar(len(jobs), "validating episodes", enabled=progress) as advance:
             for job, outcome in run_tasks(run, jobs, workers=workers):
@@ -138,6 +141,7 @@ def validate_dataset(
             manifest=dataset.manifest,
             options=options,
             joint_digests={e: o.joint_digest for e, o in outcomes.items() if o.joint_digest is not None},
+            shared=shared,
         )
         findings = [f for spec in selected if spec.scope == "dataset" for f in run_check(spec, ctx)]
         findings += [f for job in jobs for f in outcomes[job.episode_id].findings]

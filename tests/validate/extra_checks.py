@@ -17,3 +17,12 @@ def counts_frames(ctx: EpisodeContext) -> Iterator[Finding]:
 @check("test_crashes", scope="episode", description="Fails on every episode.", default=False)
 def crashes(ctx: EpisodeContext) -> Iterator[Finding]:
     raise KeyError("a bug in a check")
+
+
+BUILT: list[object] = []
+
+
+@check("test_builds_once", scope="episode", description="Builds an expensive object once.", default=False)
+def builds_once(ctx: EpisodeContext) -> Iterator[Finding]:
+    model = ctx.cached("test_model", lambda: BUILT.append(object()) or BUILT[-1])
+    yield ctx.info(f"model {id(model)}")

@@ -53,6 +53,7 @@ def test_missing_velocity_limits_warns_that_jumps_cannot_be_checked(demo_copy):
     ds.update_manifest(robot={**ds.manifest.robot.model_dump(), "joint_velocity_limits": None})
     (finding,) = findings_of(demo_copy, "manifest")
     assert finding.severity == Severity.warning and finding.field == "robot.joint_velocity_limits"
+    assert finding.file == str(demo_copy) and finding.episode is None
     assert findings_of(demo_copy, "trajectory_jumps") == []
 
 

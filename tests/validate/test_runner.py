@@ -59,3 +59,12 @@ def test_dataset_that_cannot_be_opened_raises_store_or_schema_errors(tmp_path, z
     )
     with pytest.raises(SchemaError):
         validate_dataset(zarr_copy)
+
+
+def test_cached_objects_are_built_once_per_process_not_per_episode(zarr_copy, extra_checks):
+    from tests.validate.extra_checks import BUILT
+
+    before = len(BUILT)
+    report = validate_dataset(zarr_copy, checks=["test_builds_once"])
+    assert len(BUILT) == before + 1
+    assert len({f.message for f in report.infos}) == 1 and len(report.infos) == 3
