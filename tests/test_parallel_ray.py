@@ -1,19 +1,19 @@
 import math
+import sys
 
 import pytest
 
 from genima_data.convert import convert
-from genima_data.errors import FormatError
+from genima_data.errors import FormatError, GenimaDataError
 from genima_data.formats import get_format
 from genima_data.parallel import run_tasks
 from tests.test_convert import assert_datasets_equal
 
-ray = pytest.importorskip("ray")
-
 
 @pytest.fixture(scope="module")
 def local_ray():
-    """A small local Ray instance: 2 CPUs, the minimum object store, no dashboard."""
+    """A small local Ray instance: 2 CPUs, the minimum object store, no dashboard (skips without Ray)."""
+    ray = pytest.importorskip("ray")
     ray.init(num_cpus=2, object_store_memory=80 * 2**20, include_dashboard=False, log_to_driver=False)
     yield
     ray.shutdown()
@@ -69,3 +69,15 @@ def test_cli_engine_ray_converts_with_progress_and_exit_code_0(local_ray, demo_s
     assert result.exit_code == 0, result.stderr
     assert "wrote 3" in result.stdout
     assert_datasets_equal(demo_store_dir / "sample.zarr", tmp_path / "h5")
+
+
+def test_engine_ray_without_ray_installed_says_which_extra_to_install(
+    demo_store_dir, tmp_path, monkeypatch, run_cli
+):
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if the [ray] extra were not installed
+    with pytest.raises(GenimaDataError, match=r"needs Ray: pip install 'genima-data\[ray\]'"):
+        list(run_tasks(math.sqrt, [1.0], engine="ray"))
+    result = run_cli(
+        "convert", demo_store_dir / "sample.zarr", tmp_path / "h5", "--to", "hdf5", "--engine", "ray"
+    )
+    assert result.exit_code == 1 and "error: --engine ray needs Ray" in result.stderr
