@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
+from xml.etree import ElementTree
 
 import numpy as np
 
@@ -348,6 +349,7 @@ def urdf_kinematics(
     if not path.is_file():
         raise GeometryError("URDF file not found", file=path, field="robot.urdf")
     try:
+        ElementTree.parse(path)  # yourdfpy would silently fall back to a recovering parser
         urdf = yourdfpy.URDF.load(
             str(path), build_scene_graph=False, load_meshes=False, build_collision_scene_graph=False
         )
