@@ -32,6 +32,8 @@ from genima_data.geometry.transforms import invert_transform, transform_points
 from genima_data.schema import CameraCalibration, Distortion
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from genima_data.episode import Episode
     from genima_data.geometry.kinematics import Kinematics
     from genima_data.schema import Manifest
@@ -296,13 +298,19 @@ def opengl_projection_matrix(
 
 # ---------------------------------------------------------------------- poses and point clouds
 def camera_poses(
-    manifest: Manifest, episode: Episode, camera: str, kinematics: Kinematics | None = None
+    manifest: Manifest,
+    episode: Episode,
+    camera: str,
+    kinematics: Kinematics | None = None,
+    *,
+    root: Path | None = None,
 ) -> np.ndarray:
     """``T_world_camera`` per frame ``(T, 4, 4)`` of one camera in one episode.
 
     A static camera repeats its manifest pose; a moving one uses ``cameras/<cam>/extrinsics`` when the
     episode has them, otherwise FK of its mount link times ``T_link_camera`` (``kinematics`` defaults to
-    the manifest robot's). Anything else is a GeometryError naming the camera and episode.
+    the manifest robot's, a URDF relative to ``root``). Anything else is a GeometryError naming the camera
+    and episode.
     """
     eid, T = episode.episode_id, episode.length
     field_name = f"cameras/{camera}/extrinsics"
@@ -325,7 +333,7 @@ def camera_poses(
         )
     from genima_data.geometry.kinematics import load_kinematics
 
-    kin = kinematics if kinematics is not None else load_kinematics(manifest.robot)
+    kin = kinematics if kinematics is not None else load_kinematics(manifest.robot, root)
     q = np.asarray(episode.load("robot/joint_positions"), dtype=np.float64)
     try:
         return kin.link_pose(q, cal.mount) @ T_link_camera

@@ -26,6 +26,7 @@ import numpy as np
 
 from genima_data.errors import GeometryError
 from genima_data.geometry.transforms import make_transform, rotation_about_axis
+from genima_data.robots import PANDA_JOINT_NAMES, UR5E_JOINT_NAMES
 
 if TYPE_CHECKING:
     from genima_data.episode import Episode
@@ -62,7 +63,7 @@ PANDA_FLANGE_D = 0.107  # flange (panda_link8) along joint 7's axis
 PANDA_HAND_YAW = -math.pi / 4  # the Franka Hand sits on the flange rotated -45° about z
 PANDA_TCP_OFFSET = 0.1034  # tool centre (between the fingertips) beyond the flange, along the hand's z
 PANDA_LINKS = [f"panda_link{i}" for i in range(8)]
-PANDA_JOINTS = [f"panda_joint{i}" for i in range(1, 8)]
+PANDA_JOINTS = list(PANDA_JOINT_NAMES)
 PANDA_EE_LINK = "panda_grasptarget"
 
 # Universal Robots UR5e, standard DH: rows (d, a, alpha), frame i = frame i-1 @ RotZ(q_i) @ TransZ(d)
@@ -84,14 +85,7 @@ UR5E_LINKS = [
     "wrist_2_link",
     "wrist_3_link",
 ]
-UR5E_JOINTS = [
-    "shoulder_pan_joint",
-    "shoulder_lift_joint",
-    "elbow_joint",
-    "wrist_1_joint",
-    "wrist_2_joint",
-    "wrist_3_joint",
-]
+UR5E_JOINTS = list(UR5E_JOINT_NAMES)
 UR5E_EE_LINK = "tool0"
 
 Z_AXIS = np.array([0.0, 0.0, 1.0])
