@@ -231,7 +231,7 @@ def detect_calibration_format(path: str | Path, text: str | None = None) -> str:
         if doc and all(KALIBR_CAMERA_KEY.match(str(k)) for k in doc):
             return "kalibr"
     raise FormatError(
-        f"cannot tell the calibration format; pass one of {', '.join(CALIBRATION_FORMATS)} explicitly",
+        f"cannot tell the calibration format; name it (--format): {', '.join(CALIBRATION_FORMATS)}",
         file=path,
     )
 
@@ -326,13 +326,7 @@ class _FileStorage:
         return next(((n, self.nodes[n]) for n in names if self.nodes.get(n) is not None), None)
 
     def numbers(self, name: str, shape: tuple[int, ...] | None = None) -> np.ndarray:
-        value = self.nodes[name]
-        return _numbers(
-            value.astype(np.float64) if isinstance(value, np.ndarray) else value,
-            file=self.path,
-            field=name,
-            shape=shape,
-        )
+        return _numbers(self.nodes[name], file=self.path, field=name, shape=shape)
 
     def image_size(self) -> tuple[Any, Any]:
         if self.first(["image_width"]) and self.first(["image_height"]):
@@ -563,7 +557,7 @@ def _place_in_world(cameras: list[Camera], T_world_reference: Pose | None) -> li
     return [
         c
         if c.T_world_camera is None
-        else c.model_copy(update={"T_world_camera": (T @ c.T_world_camera_array()).tolist()})
+        else parse_model(Camera, c.model_dump() | {"T_world_camera": (T @ c.T_world_camera_array()).tolist()})
         for c in cameras
     ]
 
@@ -767,6 +761,8 @@ def attach_calibration(
                 field="cameras",
             )
         incoming = {c.name: c for c in cameras}
+        if len(incoming) != len(cameras):
+            raise SchemaError("several calibrations for the same camera", file=ds.path, field="cameras")
         merged = []
         for cam in manifest.cameras:
             new = incoming.get(cam.name, cam)
@@ -776,7 +772,7 @@ def attach_calibration(
                 )
             except SchemaError as exc:
                 raise exc.located(file=ds.path) from None
-        check_image_sizes(ds, [incoming[n] for n in incoming])
+        check_image_sizes(ds, list(incoming.values()))
     with open_dataset(dataset_path, "a") as ds:
         return ds.update_manifest(cameras=[c.model_dump(mode="json") for c in merged])
 

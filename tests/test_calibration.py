@@ -524,6 +524,11 @@ def test_attach_refuses_unknown_camera_names(rig_copy):
         attach_calibration(rig_copy, load_calibration(KALIBR_FILE))
 
 
+def test_attach_refuses_two_calibrations_for_one_camera(rig_copy):
+    with pytest.raises(SchemaError, match="several calibrations for the same camera"):
+        attach_calibration(rig_copy, [*load_calibration(ROS_FILE), *load_calibration(ROS_FILE)])
+
+
 def test_attach_refuses_a_static_pose_for_a_link_mounted_camera(rig_copy):
     wrist = Camera(name="wrist", width=32, height=32, K=FRONT_K, T_world_camera=np.eye(4).tolist())
     with pytest.raises(SchemaError, match="moves with link 'panda_hand'"):
