@@ -7,11 +7,16 @@ episodes as
   read back with ``cv2.imread`` (+ BGR→RGB, since stores return RGB);
 * a store per back-end and image codec (`genima_data.store`, ``Dataset.write_episode`` / ``read_frame``),
 
-and measures write throughput, random single-frame read throughput (uniform over all episodes and frames,
-more episodes than the store keeps open, so episode opens are part of the cost) and size on disk. Every
-frame of every store is read back and compared bit-exact with what was written. Times are medians over
-``--repeats`` runs; ratios are against PNG measured in the same run. All reads hit a warm page cache (the
-files were just written), for PNG and stores alike.
+and measures write throughput, random single-frame read throughput and size on disk. Reads come in two
+patterns: uniform over all episodes (more than a store keeps open, so episode opens are part of the cost)
+and uniform over as many episodes as a store keeps open (a loader that has been running). Every frame of
+every layout is read back and compared bit-exact with what was written.
+
+Timing on a shared machine: each repeat runs every layout in a rotating order, ratios are the median over
+repeats of PNG's time / the layout's time *in the same repeat*, rates use the median time. Reads hit a warm
+page cache (the files were just written, for PNG and stores alike), so they are CPU-bound and reported in
+CPU time of this process, with the wall-clock ratio alongside; writes are wall-clock (they include the
+stores' fsyncs).
 
 Natural frames are scikit-image's bundled photographs, cropped and resized into video-like sequences with
 small camera motion. scikit-image is a bench-only requirement (``pip install scikit-image``); without it
@@ -148,30 +153,13 @@ def directory_size(root: Path) -> int:
 
 Pick = tuple[str, int]  # (episode id, frame index)
 Reader = Callable[[str, int], np.ndarray]
+Timing = tuple[float, float]  # (wall-clock seconds, CPU seconds of this process)
 
 
-@dataclass
-class Measurement:
-    """One storage layout measured on one frame set."""
-
-    layout: str  # "png", "zarr", "hdf5"
-    codec: str
-    default: bool
-    size_bytes: int
-    write_fps: float
-    read_fps: dict[str, float]  # per read pattern (see `read_patterns`)
-    lossless: bool
-
-
-def _median_seconds(run: Callable[[], None], repeats: int, setup: Callable[[], None] | None = None) -> float:
-    times = []
-    for _ in range(repeats):
-        if setup is not None:
-            setup()
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+def timed(run: Callable[[], object]) -> Timing:
+    wall, cpu = time.perf_counter(), time.process_time()
+    run()
+    return time.perf_counter() - wall, time.process_time() - cpu
 
 
 def read_patterns(episodes: int, frames: int, reads: int, seed: int) -> dict[str, list[Pick]]:
@@ -188,57 +176,86 @@ def read_patterns(episodes: int, frames: int, reads: int, seed: int) -> dict[str
     }
 
 
-def layout_io(layout: str, codec: str, root: Path, size: int) -> tuple[Callable, Callable[[], Reader]]:
-    """(write(episodes), open_reader()) of one layout at `root`."""
-    if layout == "png":
-        return (lambda episodes: write_png_folders(root, episodes)), (
-            lambda: lambda episode_id, t: read_png(root, episode_id, t)
-        )
+@dataclass
+class Layout:
+    """One way of storing the frames: PNG folders, or a store back-end with an image codec."""
 
-    def open_reader() -> Reader:
-        ds = open_dataset(root)
+    layout: str  # "png", "zarr", "hdf5"
+    codec: str
+    root: Path
+
+    @property
+    def default(self) -> bool:
+        return self.layout != "png" and DEFAULT_CODECS[self.layout]["image"] == self.codec
+
+    def write(self, episodes: Sequence[Episode], size: int) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
+        if self.layout == "png":
+            write_png_folders(self.root, episodes)
+        else:
+            write_store(self.root, self.layout, self.codec, episodes, size)
+
+    def open_reader(self) -> Reader:
+        if self.layout == "png":
+            return lambda episode_id, t: read_png(self.root, episode_id, t)
+        ds = open_dataset(self.root)
         return lambda episode_id, t: ds.read_frame(episode_id, STREAM, t)
 
-    return (lambda episodes: write_store(root, layout, codec, episodes, size)), open_reader
+
+@dataclass
+class Measurement:
+    """One layout measured on one frame set: a timing per repeat, so ratios pair up with PNG's."""
+
+    layout: str
+    codec: str
+    default: bool
+    size_bytes: int
+    writes: list[Timing]
+    reads: dict[str, list[Timing]]  # per read pattern
+    lossless: bool
 
 
-def measure(
-    layout: str,
-    codec: str,
+def _rotated(items: list, shift: int) -> list:
+    """`items` in a different order each repeat, so load changes on a shared machine hit all alike."""
+    shift %= len(items)
+    return items[shift:] + items[:shift]
+
+
+def measure_suite(
+    layouts: list[Layout],
     episodes: Sequence[Episode],
     patterns: dict[str, list[Pick]],
-    workdir: Path,
     size: int,
     repeats: int,
-) -> Measurement:
-    """Write `episodes` in one layout `repeats` times, time each read pattern, check every frame."""
-    root = workdir / (f"{layout}-{codec}" + (".zarr" if layout == "zarr" else ""))
-    write, open_reader = layout_io(layout, codec, root, size)
-    write_s = _median_seconds(
-        lambda: write(episodes), repeats, setup=lambda: shutil.rmtree(root, ignore_errors=True)
-    )
-    reader: list[Reader] = []
-
-    def open_fresh() -> None:  # outside the timing; no handles carried over from the last repeat
-        reader[:] = [open_reader()]
-
-    read_fps = {}
-    for name, picks in patterns.items():
-        seconds = _median_seconds(
-            lambda picks=picks: [reader[0](e, t) for e, t in picks], repeats, open_fresh
+) -> list[Measurement]:
+    """Write and read every layout `repeats` times, interleaved, then check every frame bit-exact."""
+    order = list(range(len(layouts)))
+    writes: list[list[Timing]] = [[] for _ in layouts]
+    reads: list[dict[str, list[Timing]]] = [{name: [] for name in patterns} for _ in layouts]
+    for r in range(repeats):
+        for i in _rotated(order, r):
+            writes[i].append(timed(lambda i=i: layouts[i].write(episodes, size)))
+    for r in range(repeats):
+        for name, picks in patterns.items():
+            for i in _rotated(order, r):
+                read = layouts[i].open_reader()  # opened outside the timing, afresh each repeat
+                for episode_id in dict.fromkeys(e for e, _ in picks):  # a loader that has been running
+                    read(episode_id, 0)
+                reads[i][name].append(timed(lambda read=read, picks=picks: [read(e, t) for e, t in picks]))
+    out = []
+    for i, layout in enumerate(layouts):
+        read = layout.open_reader()
+        lossless = all(
+            np.array_equal(read(e.episode_id, t), e[STREAM][t]) for e in episodes for t in range(e.length)
         )
-        read_fps[name] = len(picks) / seconds
-    read = open_reader()
-    lossless = all(
-        np.array_equal(read(e.episode_id, t), e[STREAM][t]) for e in episodes for t in range(e.length)
-    )
-    default = layout != "png" and DEFAULT_CODECS[layout]["image"] == codec
-    total_frames = sum(e.length for e in episodes)
-    result = Measurement(
-        layout, codec, default, directory_size(root), total_frames / write_s, read_fps, lossless
-    )
-    shutil.rmtree(root)
-    return result
+        size_bytes = directory_size(layout.root)
+        shutil.rmtree(layout.root)
+        out.append(
+            Measurement(
+                layout.layout, layout.codec, layout.default, size_bytes, writes[i], reads[i], lossless
+            )
+        )
+    return out
 
 
 # ------------------------------------------------------------------------------------------------ report
@@ -247,6 +264,7 @@ class Suite:
     kind: str
     size: int
     frames: int
+    reads: int
     measurements: list[Measurement]
 
     @property
@@ -254,18 +272,32 @@ class Suite:
         return next(m for m in self.measurements if m.layout == "png")
 
 
+def speedup(mine: list[Timing], png: list[Timing], clock: int) -> float:
+    """Median over repeats of PNG's time / this layout's time in the same repeat (clock 0 wall, 1 CPU)."""
+    return statistics.median(p[clock] / m[clock] for m, p in zip(mine, png, strict=True))
+
+
+def per_second(count: int, timings: list[Timing], clock: int) -> float:
+    return count / statistics.median(t[clock] for t in timings)
+
+
 def _rows(suite: Suite) -> list[list[str]]:
-    """Per layout: layout, codec, size, write fps, read fps per pattern, each with its ratio to PNG."""
+    """Per layout: codec, size, write and read rates; ratios in brackets are against PNG, same repeats."""
     png = suite.png
     rows = []
     for m in suite.measurements:
+        read_cells = [
+            f"{per_second(suite.reads, timings, 1):,.0f} ({speedup(timings, png.reads[name], 1):.1f}x"
+            f" | wall {speedup(timings, png.reads[name], 0):.1f}x)"
+            for name, timings in m.reads.items()
+        ]
         rows.append(
             [
                 m.layout,
                 m.codec + (" (default)" if m.default else ""),
                 f"{m.size_bytes / suite.frames / 1024:.1f} ({m.size_bytes / png.size_bytes:.2f}x)",
-                f"{m.write_fps:,.0f} ({m.write_fps / png.write_fps:.2f}x)",
-                *(f"{fps:,.0f} ({fps / png.read_fps[name]:.1f}x)" for name, fps in m.read_fps.items()),
+                f"{per_second(suite.frames, m.writes, 0):,.0f} ({speedup(m.writes, png.writes, 0):.2f}x)",
+                *read_cells,
                 "yes" if m.lossless else "NO",
             ]
         )
@@ -273,12 +305,12 @@ def _rows(suite: Suite) -> list[list[str]]:
 
 
 def _columns(suite: Suite) -> list[str]:
-    reads = [f"random reads/s, {name}" for name in suite.png.read_fps]
-    return ["layout", "codec", "KiB/frame (vs PNG)", "writes/s (vs PNG)", *reads, "lossless"]
+    reads = [f"reads/s CPU, {name} (vs PNG | wall)" for name in suite.png.reads]
+    return ["layout", "codec", "KiB/frame (vs PNG)", "writes/s wall (vs PNG)", *reads, "lossless"]
 
 
 def suite_table(suite: Suite) -> Table:
-    """One suite as a rich table; ratios in brackets are against PNG measured in the same run."""
+    """One suite as a rich table."""
     table = Table(title=f"{suite.kind} frames, {suite.size}x{suite.size}, {suite.frames} frames")
     for column in _columns(suite):
         table.add_column(column, justify="left" if column in ("layout", "codec", "lossless") else "right")
@@ -293,7 +325,9 @@ def markdown_table(suites: Sequence[Suite]) -> str:
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for suite in suites:
         for row in _rows(suite):
-            lines.append("| " + " | ".join([suite.kind, f"{suite.size}²", *row]) + " |")
+            lines.append(
+                "| " + " | ".join([suite.kind, f"{suite.size}²", *row]).replace(" | wall", ", wall") + " |"
+            )
     return "\n".join(lines)
 
 
@@ -305,33 +339,31 @@ def run(
     episodes: int = 12,
     frames: int = 30,
     reads: int = 500,
-    repeats: int = 3,
+    repeats: int = 5,
     all_codecs: bool = True,
     workdir: Path | None = None,
     seed: int = 0,
     progress: bool = True,
 ) -> list[Suite]:
     """Measure every (kind, size) suite; returns the measurements (see the module docstring)."""
-    layouts = [("png", "PIL")] + [
+    choices = [("png", "PIL")] + [
         (backend, codec)
         for backend, codecs in STORE_CODECS.items()
         for codec in (codecs if all_codecs else (DEFAULT_CODECS[backend]["image"],))
     ]
     patterns = read_patterns(episodes, frames, reads, seed)
     suites = []
-    total = len(kinds) * len(sizes) * len(layouts)
     with (
         tempfile.TemporaryDirectory(dir=workdir, prefix="store_io-") as tmp,
-        progress_bar(total, "store_io", enabled=progress) as advance,
+        progress_bar(len(kinds) * len(sizes), "store_io", enabled=progress) as advance,
     ):
+        layouts = [Layout(layout, codec, Path(tmp) / f"{layout}-{codec}") for layout, codec in choices]
         for kind in kinds:
             for size in sizes:
                 data = bench_episodes(kind, size, episodes, frames)
-                measurements = []
-                for layout, codec in layouts:
-                    measurements.append(measure(layout, codec, data, patterns, Path(tmp), size, repeats))
-                    advance(1)
-                suites.append(Suite(kind, size, episodes * frames, measurements))
+                measurements = measure_suite(layouts, data, patterns, size, repeats)
+                suites.append(Suite(kind, size, episodes * frames, reads, measurements))
+                advance(1)
     return suites
 
 
@@ -344,7 +376,7 @@ def main(argv: Sequence[str] | None = None) -> list[Suite]:
     )
     parser.add_argument("--frames", type=int, default=30, help="frames per episode")
     parser.add_argument("--reads", type=int, default=500, help="random single-frame reads per repeat")
-    parser.add_argument("--repeats", type=int, default=3, help="repeats; medians are reported")
+    parser.add_argument("--repeats", type=int, default=5, help="repeats; medians are reported")
     parser.add_argument("--defaults-only", action="store_true", help="only each store's default image codec")
     parser.add_argument("--workdir", type=Path, default=None, help="where to write (default: system temp)")
     parser.add_argument("--markdown", action="store_true", help="also print one Markdown table")
