@@ -4,7 +4,7 @@ Images and targets must stay bit-exact (sphere colours are labels), so every cod
 defaults were chosen with `bench/store_io.py` (README has the table):
 
 * images, both back-ends: ``blosc-zstd`` (byte stream as is). A frame decodes in tens of microseconds,
-  3-6x faster than PNG, at 1.5-1.8x PNG's size.
+  3-8x faster than a PNG once its episode is open, at 1.5-1.8x PNG's size.
 * ``delta-zstd`` (zarr only) = transpose to channel planes, byte delta, zstd: the delta is a row predictor
   like PNG's, bringing natural images to 1.1-1.2x PNG's size, but undoing it (prefix sum + interleave)
   makes a frame decode about as slowly as a PNG. Choose it (``--codec delta-zstd``) when disk matters
@@ -28,7 +28,7 @@ Kind = Literal["image", "array"]
 
 DEFAULT_CODECS: dict[Backend, dict[Kind, str]] = {
     "hdf5": {"image": "blosc-zstd", "array": "blosc-zstd"},
-    # delta-zstd was 1.1-1.2x PNG's size but read no faster than PNG; blosc-zstd reads 3-5x faster (bench/)
+    # delta-zstd was 1.1-1.2x PNG's size but read no faster than PNG; blosc-zstd reads 3-6x faster (bench/)
     "zarr": {"image": "blosc-zstd", "array": "blosc-zstd"},
 }
 

@@ -12,14 +12,18 @@ ZARR_IMAGE_CODECS = ["blosc-zstd", "delta-zstd", "blosc-lz4", "zstd", "gzip", "n
 HDF5_IMAGE_CODECS = ["blosc-zstd", "blosc-lz4", "zstd", "lzf", "gzip", "none"]
 
 
-@pytest.mark.parametrize("codec", ZARR_IMAGE_CODECS)
-def test_zarr_image_codec_is_lossless_on_fast_and_zarr_python_paths(tmp_path, manifest, make_episode, codec):
-    ds = create_dataset(tmp_path / "ds.zarr", manifest, image_codec=codec)
-    episode = make_episode()
+def _write_one_episode(path, manifest, episode, codec):
+    ds = create_dataset(path, manifest, image_codec=codec)
     ds.write_episode(episode)
     ds.commit()
+    return open_dataset(path)
+
+
+@pytest.mark.parametrize("codec", ZARR_IMAGE_CODECS)
+def test_zarr_image_codec_is_lossless_on_fast_and_zarr_python_paths(tmp_path, manifest, make_episode, codec):
+    episode = make_episode()
     expected = np.asarray(episode["cameras/front/rgb"][:])
-    with open_dataset(tmp_path / "ds.zarr").episode("episode0") as stored:
+    with _write_one_episode(tmp_path / "ds.zarr", manifest, episode, codec).episode("episode0") as stored:
         source = stored["cameras/front/rgb"]
         assert source.attrs["codec"] == codec
         assert source._decoder is not None, "images should take the direct frame path"
@@ -30,11 +34,8 @@ def test_zarr_image_codec_is_lossless_on_fast_and_zarr_python_paths(tmp_path, ma
 
 @pytest.mark.parametrize("codec", HDF5_IMAGE_CODECS)
 def test_hdf5_image_codec_is_lossless(tmp_path, manifest, make_episode, codec):
-    ds = create_dataset(tmp_path / "ds", manifest, image_codec=codec)
     episode = make_episode()
-    ds.write_episode(episode)
-    ds.commit()
-    reader = open_dataset(tmp_path / "ds")
+    reader = _write_one_episode(tmp_path / "ds", manifest, episode, codec)
     assert reader.manifest.storage.codecs["image"] == codec
     for t in range(episode.length):
         assert np.array_equal(
