@@ -59,6 +59,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from genima_data.atomic import atomic_write_text
 from genima_data.episode import spec_for
 from genima_data.errors import FormatError, GenimaDataError, SchemaError
+from genima_data.geometry.transforms import invert_transform
 from genima_data.schema import FORMAT_VERSION, Camera, Manifest, check_rigid_transform, parse_model
 from genima_data.store import open_dataset
 
@@ -349,12 +350,12 @@ class _FileStorage:
             )
         if self.first(["T_camera_world"]):
             T = _rigid(self.numbers("T_camera_world", (4, 4)), file=self.path, field="T_camera_world")
-            return "T_camera_world", invert_pose(T)
+            return "T_camera_world", invert_transform(T)
         if self.first(["rvec"]) and self.first(["tvec"]):
             T_camera_reference = np.eye(4)
             T_camera_reference[:3, :3] = cv2.Rodrigues(self.numbers("rvec", (3, 1)))[0]
             T_camera_reference[:3, 3] = self.numbers("tvec", (3,))
-            return "rvec", invert_pose(T_camera_reference)
+            return "rvec", invert_transform(T_camera_reference)
         return None
 
 
@@ -469,7 +470,7 @@ def kalibr_poses_in_cam0(doc: Mapping[str, Any], *, file: Path) -> tuple[dict[st
             T_cam0[cam] = np.eye(4)
         else:  # T_cn_cnm1 maps cam n-1 points into cam n: cam n's pose in cam n-1 is its inverse
             T_cn_cnm1 = _kalibr_transform(entry, "T_cn_cnm1", file=file, cam=cam)
-            T_cam0[cam] = T_cam0[f"cam{i - 1}"] @ invert_pose(T_cn_cnm1)
+            T_cam0[cam] = T_cam0[f"cam{i - 1}"] @ invert_transform(T_cn_cnm1)
         if T_cam0_imu is None and entry.get("T_cam_imu") is not None:
             T_cam0_imu = T_cam0[cam] @ _kalibr_transform(entry, "T_cam_imu", file=file, cam=cam)
     return T_cam0, T_cam0_imu
@@ -492,7 +493,7 @@ def read_kalibr_camchain(path: Path, doc: Mapping[str, Any], *, reference: str =
         raise FormatError(
             f"unknown reference '{reference}'; choose imu or one of {sorted(T_cam0)}", file=path
         )
-    T_reference_cam0 = invert_pose(T_cam0_reference)
+    T_reference_cam0 = invert_transform(T_cam0_reference)
     cameras = []
     for cam, T in T_cam0.items():
         data = _kalibr_camera(cam, doc[cam], file=path) | {"T_world_camera": (T_reference_cam0 @ T).tolist()}
@@ -542,14 +543,6 @@ def save_calibration(cameras: Sequence[Camera], path: str | Path) -> Path:
 
 
 # ------------------------------------------------------------------------------------------- public API
-def invert_pose(T: Pose) -> Pose:
-    """Inverse of a rigid 4x4 transform (R^T, -R^T t), exact for rotations."""
-    inv = np.eye(4)
-    inv[:3, :3] = T[:3, :3].T
-    inv[:3, 3] = -T[:3, :3].T @ T[:3, 3]
-    return inv
-
-
 def _place_in_world(cameras: list[Camera], T_world_reference: Pose | None) -> list[Camera]:
     if T_world_reference is None:
         return cameras

@@ -14,7 +14,6 @@ import yaml
 from genima_data.calibration import (
     attach_calibration,
     detect_calibration_format,
-    invert_pose,
     load_calibration,
     load_calibrations,
     load_pose,
@@ -23,6 +22,7 @@ from genima_data.calibration import (
 )
 from genima_data.demo import demo_episode, demo_manifest, look_at
 from genima_data.errors import FormatError, GenimaDataError, SchemaError
+from genima_data.geometry.transforms import invert_transform
 from genima_data.schema import Camera
 from genima_data.store import create_dataset, open_dataset
 
@@ -203,7 +203,7 @@ def test_opencv_T_camera_world_is_inverted(tmp_path):
     path = _write_file_storage(
         tmp_path / "cam.yml",
         {"image_width": 640, "image_height": 480, "camera_matrix": np.array(FRONT_K)}
-        | {"T_camera_world": invert_pose(T_world_camera)},
+        | {"T_camera_world": invert_transform(T_world_camera)},
     )
     (cam,) = load_calibration(path)
     assert cam.distortion.model == "none"
@@ -274,10 +274,10 @@ def _camchain(tmp_path: Path, T_world_cams: list[np.ndarray], T_world_imu: np.nd
             "distortion_coeffs": [0.0, 0.0, 0.0, 0.0],
             "resolution": [640, 480],
             "rostopic": f"/cam{n}/image_raw",
-            "T_cam_imu": (invert_pose(T) @ T_world_imu).tolist(),
+            "T_cam_imu": (invert_transform(T) @ T_world_imu).tolist(),
         }
         if n:  # maps points of camera n-1 into camera n
-            entry["T_cn_cnm1"] = (invert_pose(T) @ T_world_cams[n - 1]).tolist()
+            entry["T_cn_cnm1"] = (invert_transform(T) @ T_world_cams[n - 1]).tolist()
         doc[f"cam{n}"] = entry
     path = tmp_path / "camchain.yaml"
     path.write_text(yaml.safe_dump(doc))
