@@ -175,3 +175,21 @@ def test_first_bad_episode_stops_the_run_and_nothing_is_committed(rlbench_dir, t
     skipping = convert(src, dst, skip_invalid=True, workers=workers)
     assert list(skipping.failed) == ["reach_target_v0_e8"] and not skipping.ok
     assert open_dataset(dst).episode_ids == ["reach_target_v0_e3", "reach_target_v0_e9"]
+
+
+def test_unknown_reader_or_writer_option_is_a_one_line_error(demo_store_dir, tmp_path, run_cli):
+    result = run_cli(
+        "convert",
+        demo_store_dir / "sample.zarr",
+        tmp_path / "lr",
+        "--to",
+        "lerobot",
+        "--writer-opt",
+        "gop2=1",
+    )
+    assert result.exit_code == 1
+    assert (
+        "format 'lerobot' writer: got an unexpected keyword argument 'gop2' (options: image_codec, crf, gop"
+        in (result.stderr.replace("\n", " "))
+    )
+    assert not (tmp_path / "lr").exists()

@@ -57,6 +57,8 @@ BUILTIN: dict[str, str] = {
     "zarr": "genima_data.formats.store:ZARR",
     "hdf5": "genima_data.formats.store:HDF5",
     "rlbench": "genima_data.formats.rlbench:RLBENCH",
+    "lerobot": "genima_data.formats.lerobot:LEROBOT",
+    "aloha": "genima_data.formats.aloha:ALOHA",
 }
 _REGISTERED: dict[str, Format] = {}
 

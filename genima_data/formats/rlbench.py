@@ -7,8 +7,8 @@ every global but rlbench's Demo/Observation and numpy's arrays. Images stay on d
 Field map (RLBench → logical tree):
 
 * ``joint_positions`` / ``joint_velocities`` / ``joint_forces`` → ``robot/…`` (float32); ``gripper_open`` →
-  ``robot/gripper_open``; ``gripper_matrix`` → ``robot/ee_pose``; ``misc['joint_poses']`` (7-vectors
-  [x, y, z, qx, qy, qz, qw]) → ``robot/link_poses`` (4x4).
+  ``robot/gripper_open``; ``gripper_matrix`` (world) → ``robot/ee_pose`` (robot base frame, DESIGN.md);
+  ``misc['joint_poses']`` (7-vectors [x, y, z, qx, qy, qz, qw], world) → ``robot/link_poses`` (4x4, world).
 * ``misc['joint_position_action']`` → ``action/joint_positions``. RLBench records at observation t the
   command that produced it, so frame 0 has none: it is filled with the frame-0 state (joint positions and
   gripper_open, "hold") and ``extras/rlbench/missing/misc/joint_position_action`` marks it (2 = absent key).
@@ -308,6 +308,18 @@ def _constant_map(value: Callable[[_Context], Any], kind: str, dtype: Any = np.f
     return FieldMap(lambda v, ctx: {}, from_store, kind)
 
 
+def _base_frame_map(manifest: Manifest) -> FieldMap:
+    """RLBench's world-frame gripper_matrix as ``robot/ee_pose`` in the robot's base frame (DESIGN.md)."""
+    T_world_base = np.asarray(manifest.robot.T_world_base, dtype=np.float64)
+    T_base_world = np.linalg.inv(T_world_base)
+
+    def from_store(arrays: Mapping[str, ArraySource], ctx: _Context) -> np.ndarray | None:
+        ee_pose = _load(arrays, "robot/ee_pose")
+        return None if ee_pose is None else T_world_base @ ee_pose
+
+    return FieldMap(lambda v, ctx: {"robot/ee_pose": T_base_world @ v}, from_store)
+
+
 def _action_to_store(values: np.ndarray, ctx: _Context) -> dict[str, np.ndarray]:
     filled = values.astype(np.float64)
     missing = ctx.missing.get("misc/joint_position_action")
@@ -388,7 +400,7 @@ def field_maps(manifest: Manifest) -> dict[str, FieldMap]:
         "joint_velocities": _cast_map("robot/joint_velocities", np.float32),
         "joint_forces": _cast_map("robot/joint_forces", np.float32),
         "gripper_open": _cast_map("robot/gripper_open", np.float32, kind="float"),
-        "gripper_matrix": _cast_map("robot/ee_pose", np.float64),
+        "gripper_matrix": _base_frame_map(manifest),
     }
 
 
@@ -1128,31 +1140,12 @@ class RLBenchWriter:
         return self._manifest
 
 
-def _checked_options(options: Mapping[str, Any], allowed: tuple[str, ...], what: str) -> Mapping[str, Any]:
-    unknown = sorted(set(options) - set(allowed))
-    if unknown:
-        raise FormatError(
-            f"the RLBench {what} has no option {', '.join(unknown)} (options: {', '.join(allowed)})"
-        )
-    return options
-
-
-def _open_reader(path: Path, **options: Any) -> RLBenchReader:
-    return RLBenchReader(path, **_checked_options(options, READER_OPTIONS, "reader"))
-
-
-def _open_writer(path: Path, manifest: Manifest | None, **options: Any) -> RLBenchWriter:
-    return RLBenchWriter(path, manifest, **_checked_options(options, WRITER_OPTIONS, "writer"))
-
-
-READER_OPTIONS = ("fps", "moving_cameras", "camera_mounts")
-WRITER_OPTIONS = ("targets",)
 RLBENCH = Format(
     name="rlbench",
     description="RLBench dataset folders (<task>/variation<V>/episodes/episode<E>/, PNGs + low_dim_obs.pkl)",
     detect=looks_like_rlbench,
-    reader=_open_reader,
-    writer=_open_writer,
+    reader=RLBenchReader,
+    writer=RLBenchWriter,
 )
 
 __all__ = ["RLBENCH", "EpisodeLocation", "RLBenchReader", "RLBenchWriter"]
