@@ -166,7 +166,13 @@ class Dataset(ABC):
         """Write all arrays and metadata atomically (temporary name, then rename)."""
 
     @abstractmethod
-    def _add_arrays(self, episode_id: str, arrays: Mapping[str, ArraySource], replace: bool) -> None: ...
+    def _add_arrays(
+        self,
+        episode_id: str,
+        arrays: Mapping[str, ArraySource],
+        replace: bool,
+        attrs: Mapping[str, Mapping[str, str]],
+    ) -> None: ...
 
     @abstractmethod
     def _read_meta(self, episode_id: str) -> EpisodeMeta: ...
@@ -327,16 +333,25 @@ class Dataset(ABC):
         self._written[episode.episode_id] = EpisodeSummary.of(episode.meta)
 
     def add_arrays(
-        self, episode_id: str, arrays: Mapping[str, ArraySource], *, replace: bool = False
+        self,
+        episode_id: str,
+        arrays: Mapping[str, ArraySource],
+        *,
+        replace: bool = False,
+        attrs: Mapping[str, Mapping[str, str]] | None = None,
     ) -> None:
-        """Add streams (e.g. rendered targets) to a complete episode, atomically."""
+        """Add streams (e.g. rendered targets) to a complete episode, atomically.
+
+        `attrs` maps array paths to string attributes stored with the array (e.g. how targets were
+        rendered); read them back as ``episode[path].attrs``. An array and its attributes land together.
+        """
         self._require_writable()
         if not self.has_episode(episode_id):
             raise StoreError("cannot add arrays to a missing episode", file=self.path, episode=episode_id)
         with self._open_episode(episode_id) as current:
             check_episode_structure(current.with_arrays(arrays), self._manifest)
         self._drop_open(episode_id)
-        self._add_arrays(episode_id, arrays, replace)
+        self._add_arrays(episode_id, arrays, replace, attrs or {})
 
     def _drop_open(self, episode_id: str) -> None:
         ep = self._open.pop(episode_id, None)

@@ -162,7 +162,13 @@ class HDF5Dataset(Dataset):
             for path, source in sorted(episode.arrays.items()):
                 self._create_and_fill(f, path, source)
 
-    def _add_arrays(self, episode_id: str, arrays: Mapping[str, ArraySource], replace: bool) -> None:
+    def _add_arrays(
+        self,
+        episode_id: str,
+        arrays: Mapping[str, ArraySource],
+        replace: bool,
+        attrs: Mapping[str, Mapping[str, str]],
+    ) -> None:
         final = self._episode_location(episode_id)
         with _open_h5(final, episode_id) as old:
             existing = set(_dataset_paths(old))
@@ -181,3 +187,4 @@ class HDF5Dataset(Dataset):
                     old.copy(old[name], new.require_group(parent), name=name.rsplit("/", 1)[-1])
                 for path, source in sorted(arrays.items()):
                     self._create_and_fill(new, path, source)
+                    new[path].attrs.update(attrs.get(path, {}))

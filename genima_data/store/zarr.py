@@ -249,7 +249,14 @@ class ZarrDataset(Dataset):
         return {path: str(node.get("attributes", {}).get("codec", "unknown")) for path, node in nodes.items()}
 
     # ------------------------------------------------------------ writing
-    def _create_and_fill(self, store_root: Path, path: str | None, source: ArraySource, logical: str) -> None:
+    def _create_and_fill(
+        self,
+        store_root: Path,
+        path: str | None,
+        source: ArraySource,
+        logical: str,
+        attrs: Mapping[str, str] | None = None,
+    ) -> None:
         shape = tuple(int(s) for s in source.shape)
         dtype = np.dtype(source.dtype)
         kind = array_kind(logical)
@@ -265,7 +272,7 @@ class ZarrDataset(Dataset):
             shape=shape,
             dtype=dtype,
             chunks=chunk_shape(logical, shape, dtype.itemsize),
-            attributes={"codec": codec},
+            attributes={**(attrs or {}), "codec": codec},
             **kwargs,
         )
         for start, stop, block in iter_blocks(source):
@@ -278,7 +285,13 @@ class ZarrDataset(Dataset):
             for path, source in sorted(episode.arrays.items()):
                 self._create_and_fill(tmp, path, source, path)
 
-    def _add_arrays(self, episode_id: str, arrays: Mapping[str, ArraySource], replace: bool) -> None:
+    def _add_arrays(
+        self,
+        episode_id: str,
+        arrays: Mapping[str, ArraySource],
+        replace: bool,
+        attrs: Mapping[str, Mapping[str, str]],
+    ) -> None:
         directory = self._episode_location(episode_id)
         existing = set(_array_nodes(directory))
         clash = sorted(existing & set(arrays))
@@ -296,4 +309,4 @@ class ZarrDataset(Dataset):
                     group.mkdir(parents=True, exist_ok=True)
                     atomic_write_text(group / NODE, _group_doc({}))
             with atomic_output(directory / path) as tmp:
-                self._create_and_fill(tmp, None, source, path)
+                self._create_and_fill(tmp, None, source, path, attrs.get(path))
