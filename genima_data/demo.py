@@ -250,7 +250,7 @@ def demo_episode(
     ball[release:] = tcp[release] * (1, 1, 0) + (0, 0, BALL_RADIUS)  # let go: it drops onto the table
     scenes = [_arm_parts(joint_frames[t], hand[t], gripper[t], ball[t]) for t in range(frames)]
     action = np.concatenate([np.roll(joints, -1, axis=0), np.roll(gripper, -1)[:, None]], axis=1)
-    action[-1] = action[-2]
+    action[-1] = action[max(frames - 2, 0)]
     wrist = hand @ T_HAND_WRIST_CAMERA
     arrays = {
         "timestamps": np.arange(frames, dtype=np.float64) / fps,

@@ -226,7 +226,7 @@ def _plan(
             ):
                 stale.append(path)  # rnd_bg left from another config, not re-rendered this time
     if overwrite:
-        stale = [p for p in stale if p in todo]
+        stale = [p for p in stale if p not in todo]
     return cams, todo, stale
 
 
