@@ -129,13 +129,15 @@ class Dataset(ABC):
         self._written: dict[str, EpisodeSummary] = {}
 
     # ---------------------------------------------------------------- back-end specifics
+    @classmethod
     @abstractmethod
-    def _read_committed(self) -> str | None:
-        """Committed manifest JSON, or None."""
+    def _read_committed(cls, path: Path) -> str | None:
+        """Committed manifest JSON of the dataset at `path`, or None."""
 
+    @classmethod
     @abstractmethod
-    def _read_pending(self) -> str | None:
-        """Manifest JSON of a write in progress, or None."""
+    def _read_pending(cls, path: Path) -> str | None:
+        """Manifest JSON of a write in progress at `path`, or None."""
 
     @abstractmethod
     def _write_committed(self, manifest_json: str) -> None: ...
@@ -191,12 +193,10 @@ class Dataset(ABC):
     def open(cls, path: str | Path, mode: Mode = "r") -> Dataset:
         """Open an existing dataset. `mode="a"` attaches a writer to a committed or in-progress one."""
         path = Path(path)
-        probe = cls.__new__(cls)
-        probe.path = path
-        committed = probe._read_committed()
-        source = committed if mode == "r" else (probe._read_pending() or committed)
+        committed = cls._read_committed(path)
+        source = committed if mode == "r" else (cls._read_pending(path) or committed)
         if source is None:
-            if mode == "r" and probe._read_pending() is not None:
+            if mode == "r" and cls._read_pending(path) is not None:
                 raise StoreError(
                     "dataset is incomplete: an interrupted write never committed it; re-run the command "
                     "that wrote it to resume",

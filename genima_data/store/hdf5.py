@@ -65,13 +65,13 @@ class HDF5Dataset(Dataset):
     def _manifest_file(path: Path) -> Path:
         return path / MANIFEST
 
-    def _read_committed(self) -> str | None:
-        p = self.path / MANIFEST
-        return p.read_text() if p.exists() else None
+    @classmethod
+    def _read_committed(cls, path: Path) -> str | None:
+        return (path / MANIFEST).read_text() if (path / MANIFEST).exists() else None
 
-    def _read_pending(self) -> str | None:
-        p = self.path / PENDING
-        return p.read_text() if p.exists() else None
+    @classmethod
+    def _read_pending(cls, path: Path) -> str | None:
+        return (path / PENDING).read_text() if (path / PENDING).exists() else None
 
     def _write_committed(self, manifest_json: str) -> None:
         atomic_write_text(self.path / MANIFEST, manifest_json)

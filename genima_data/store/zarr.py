@@ -176,20 +176,23 @@ class ZarrDataset(Dataset):
     def _manifest_file(path: Path) -> Path:
         return path / NODE
 
-    def _root_attrs(self) -> dict[str, Any]:
-        node = _read_node(self.path)
+    @staticmethod
+    def _root_attrs(path: Path) -> dict[str, Any]:
+        node = _read_node(path)
         return dict(node.get("attributes", {})) if node else {}
 
     def _set_root_attrs(self, **updates: Any) -> None:
-        attrs = {**self._root_attrs(), "format_version": FORMAT_VERSION, **updates}
+        attrs = {**self._root_attrs(self.path), "format_version": FORMAT_VERSION, **updates}
         atomic_write_text(self.path / NODE, _group_doc({k: v for k, v in attrs.items() if v is not None}))
 
-    def _read_committed(self) -> str | None:
-        manifest = self._root_attrs().get("manifest")
+    @classmethod
+    def _read_committed(cls, path: Path) -> str | None:
+        manifest = cls._root_attrs(path).get("manifest")
         return None if manifest is None else json.dumps(manifest)
 
-    def _read_pending(self) -> str | None:
-        manifest = self._root_attrs().get("pending_manifest")
+    @classmethod
+    def _read_pending(cls, path: Path) -> str | None:
+        manifest = cls._root_attrs(path).get("pending_manifest")
         return None if manifest is None else json.dumps(manifest)
 
     def _write_committed(self, manifest_json: str) -> None:
