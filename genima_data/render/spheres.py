@@ -141,13 +141,13 @@ class _RayTables:
         fine = _blocks(np.arange(H * W).reshape(H, W), FINE_BLOCK)
         self.fine_pixels = fine.reshape(len(fine), -1)
         self.block_rays = np.ascontiguousarray(self.rays[self.fine_pixels])  # (blocks, pixels, 3)
-        self.fine_dirs, self.fine_radius = _block_cones(centre, corners, FINE_BLOCK, margin)
+        self.fine_dirs, fine_radius = _block_cones(centre, corners, FINE_BLOCK, margin)
+        self.fine_cos_sin = _cos_sin(fine_radius)
         fine_rows, fine_cols = -(-H // FINE_BLOCK), -(-W // FINE_BLOCK)
         coarse = _blocks(np.arange(fine_rows * fine_cols).reshape(fine_rows, fine_cols), COARSE_BLOCK)
         self.coarse_children = coarse.reshape(len(coarse), -1)
-        self.coarse_dirs, self.coarse_radius = _block_cones(
-            centre, corners, FINE_BLOCK * COARSE_BLOCK, margin
-        )
+        self.coarse_dirs, coarse_radius = _block_cones(centre, corners, FINE_BLOCK * COARSE_BLOCK, margin)
+        self.coarse_cos_sin = _cos_sin(coarse_radius)
 
     def subrays(self, supersample: int) -> np.ndarray:
         """(H*W, s², 3) unit rays through an s x s grid of points inside every pixel."""
@@ -167,6 +167,16 @@ class _RayTables:
 def _unit(v: np.ndarray) -> np.ndarray:
     v = np.asarray(v, dtype=np.float64)
     return v / np.linalg.norm(v, axis=-1, keepdims=True)
+
+
+def _cos_sin(angle: np.ndarray) -> np.ndarray:
+    """(…, 2) cos and sin of block radii for `_cone_overlap`.
+
+    A block wider than π/2 (only under extreme fisheye distortion) gets cos = -inf: always a candidate.
+    """
+    cos_sin = np.stack([np.cos(angle), np.sin(angle)], axis=-1)
+    cos_sin[angle > np.pi / 2] = (-np.inf, 0.0)
+    return cos_sin
 
 
 def _blocks(index: np.ndarray, size: int) -> np.ndarray:
@@ -239,6 +249,7 @@ class _Instances:
     distance: np.ndarray  # (N,) |c|
     direction: np.ndarray  # (N, 3) c / |c|
     half_angle: np.ndarray  # (N,) asin(r / |c|)
+    cos_sin: np.ndarray  # (N, 2) cos and sin of the half-angle
 
     @property
     def outside(self) -> np.ndarray:
@@ -271,49 +282,59 @@ def _instances(
         distance=distance,
         direction=centre[keep] / distance[:, None],
         half_angle=np.arcsin(radius / distance),
+        cos_sin=np.stack([np.sqrt(1 - (radius / distance) ** 2), radius / distance], axis=-1),
     )
 
 
 def _cone_overlap(
-    dirs: np.ndarray, radius: np.ndarray, block: np.ndarray, inst: np.ndarray, spheres: _Instances
+    cos_between: np.ndarray, block_cos_sin: np.ndarray, sphere_cos_sin: np.ndarray
 ) -> np.ndarray:
-    """For (block, sphere) pairs: whether the block's cone of rays meets the sphere's cone."""
-    cos_between = np.einsum("ij,ij->i", dirs[block], spheres.direction[inst])
-    return cos_between >= np.cos(np.minimum(radius[block] + spheres.half_angle[inst], np.pi))
+    """Whether block cones and sphere cones meet: angle between axes <= block radius + half-angle.
+
+    Both angles are at most π/2 (see `_cos_sin`), so the sum is at most π and
+    ``cos(a + b) = cos a cos b - sin a sin b`` decides it without a trigonometric function per pair.
+    """
+    ca, sa = block_cos_sin[..., 0], block_cos_sin[..., 1]
+    cb, sb = sphere_cos_sin[..., 0], sphere_cos_sin[..., 1]
+    return cos_between >= ca * cb - sa * sb
 
 
 @dataclass(frozen=True)
 class _Candidates:
-    """(fine block, sphere) pairs that may hold hits, with ray·centre for each of the block's pixels."""
+    """(fine block, sphere) pairs that may hold hits, with two dot products per pixel of the block."""
 
     block: np.ndarray  # (K,)
     inst: np.ndarray  # (K,)
-    along: np.ndarray  # (K, pixels per block)
+    along: np.ndarray  # (K, pixels per block): ray · centre
+    across: np.ndarray  # (K, pixels per block): ray · the sphere's local x axis
 
 
 def _candidates(tables: _RayTables, spheres: _Instances) -> _Candidates:
-    n_coarse, n = len(tables.coarse_dirs), len(spheres.radius)
-    coarse, inst = np.divmod(np.arange(n_coarse * n), n)
-    keep = _cone_overlap(tables.coarse_dirs, tables.coarse_radius, coarse, inst, spheres)
+    coarse = _cone_overlap(
+        tables.coarse_dirs @ spheres.direction.T, tables.coarse_cos_sin[:, None], spheres.cos_sin[None]
+    )
+    coarse, inst = np.nonzero(coarse)
     children = tables.coarse_children.shape[1]
-    block = tables.coarse_children[coarse[keep]].reshape(-1)
-    inst = np.repeat(inst[keep], children)
-    keep = _cone_overlap(tables.fine_dirs, tables.fine_radius, block, inst, spheres)
+    block = tables.coarse_children[coarse].reshape(-1)
+    inst = np.repeat(inst, children)
+    cos_between = np.einsum("ij,ij->i", tables.fine_dirs[block], spheres.direction[inst])
+    keep = _cone_overlap(cos_between, tables.fine_cos_sin[block], spheres.cos_sin[inst])
     block, inst = block[keep], inst[keep]
-    along = np.einsum("kpj,kj->kp", tables.block_rays[block], spheres.centre[inst])
-    return _Candidates(block, inst, along)
+    axes = np.stack([spheres.centre[inst], spheres.x_axis[inst]], axis=-1)  # (K, 3, 2)
+    dots = np.matmul(tables.block_rays[block], axes)  # (K, pixels, 2); einsum is far slower here
+    return _Candidates(block, inst, dots[..., 0], dots[..., 1])
 
 
 def _hit_distance(along: np.ndarray, outside: np.ndarray) -> np.ndarray:
-    """Distance along unit rays to the first hit, NaN for misses, from ray·c and |c|² - r²."""
+    """Distance along unit rays to the first hit, +inf for misses, from ray·c and |c|² - r²."""
     disc = along * along - outside
     hit = (disc >= 0) & (along > 0)
-    return np.where(hit, along - np.sqrt(np.where(hit, disc, 0.0)), np.nan)
+    return np.where(hit, along - np.sqrt(np.where(hit, disc, 0.0)), np.inf)
 
 
-def _shade(rays: np.ndarray, t: np.ndarray, inst: np.ndarray, spheres: _Instances) -> np.ndarray:
-    """Flat colour x stripe texture at the hit points t * rays, (n, 3) uint8."""
-    x_local = t * np.einsum("ni,ni->n", rays, spheres.x_axis[inst]) - spheres.centre_x[inst]
+def _shade(t: np.ndarray, across: np.ndarray, inst: np.ndarray, spheres: _Instances) -> np.ndarray:
+    """Flat colour x stripe texture at hit distances t along rays with ray · x_axis = across, (n, 3) uint8."""
+    x_local = t * across - spheres.centre_x[inst]
     coloured = stripe_coloured((x_local / spheres.radius[inst] + 1.0) / 2.0)
     return spheres.palette[2 * inst + coloured]
 
@@ -325,7 +346,7 @@ def _nearest(key: np.ndarray, t: np.ndarray, zbuffer: np.ndarray) -> np.ndarray:
     blocks repeat pixels) or two coincident spheres; writing either gives the same picture.
     """
     np.minimum.at(zbuffer, key, t)
-    winner = np.nonzero(t == zbuffer[key])[0]
+    winner = np.flatnonzero(t == zbuffer[key])
     zbuffer[key] = np.inf
     return winner
 
@@ -356,14 +377,14 @@ def render_sphere_frames(
     )
     if len(spheres.radius):
         found = _candidates(tables, spheres)
-        t = _hit_distance(found.along, spheres.outside[found.inst][:, None])
-        pair, slot = np.nonzero(~np.isnan(t))
-        t = t[pair, slot]
+        t = _hit_distance(found.along, spheres.outside[found.inst][:, None]).reshape(-1)
+        hit = np.flatnonzero(t < np.inf)
+        pair, slot = np.divmod(hit, found.along.shape[1])
         inst, pixel = found.inst[pair], tables.fine_pixels[found.block[pair], slot]
         key = spheres.frame[inst] * (H * W) + pixel
-        win = _nearest(key, t, tables.zbuffer(F * H * W))
+        win = _nearest(key, t[hit], tables.zbuffer(F * H * W))
         key, inst = key[win], inst[win]
-        rgb[key] = _shade(tables.rays[pixel[win]], t[win], inst, spheres)
+        rgb[key] = _shade(t[hit[win]], found.across.reshape(-1)[hit[win]], inst, spheres)
         alpha[key] = 1.0
         sphere_id[key] = spheres.index[inst]
         if supersample > 1:
@@ -388,7 +409,7 @@ def _antialias(
     rim = np.abs(off_centre - spheres.half_angle[inst]) <= tables.footprint[pixel]
     on_rim = np.zeros(rgb.shape[0], bool)
     on_rim[key[rim]] = True
-    rows = np.nonzero(on_rim[key])[0]  # every candidate sphere of the rim pixels, rim or not
+    rows = np.flatnonzero(on_rim[key])  # every candidate sphere of the rim pixels, rim or not
     _, first = np.unique(key[rows] * len(spheres.radius) + inst[rows], return_index=True)
     rows = rows[first]  # edge blocks list some pixels twice; coverage must count each sample once
     n_sub = supersample * supersample
@@ -396,15 +417,16 @@ def _antialias(
     inst, key = np.repeat(inst[rows], n_sub), np.repeat(key[rows], n_sub)
     rays = tables.subrays(supersample)[np.repeat(pixel[rows], n_sub), sub]
     t = _hit_distance(np.einsum("ij,ij->i", rays, spheres.centre[inst]), spheres.outside[inst])
-    hit = np.nonzero(~np.isnan(t))[0]
+    hit = np.flatnonzero(t < np.inf)
     _, dense = np.unique(key[hit] * n_sub + sub[hit], return_inverse=True)
     nearest = _nearest(dense, t[hit], tables.zbuffer(dense.size))
     _, first = np.unique(dense[nearest], return_index=True)  # each sub-ray counts once, even on a tie
     win = hit[nearest[first]]
+    across = np.einsum("ij,ij->i", rays[win], spheres.x_axis[inst[win]])
     pixels = np.unique(key)
     slot = np.searchsorted(pixels, key[win])
     total = np.zeros((pixels.size, 3))
-    np.add.at(total, slot, _shade(rays[win], t[win], inst[win], spheres).astype(np.float64))
+    np.add.at(total, slot, _shade(t[win], across, inst[win], spheres).astype(np.float64))
     rgb[pixels] = np.rint(total / n_sub).astype(np.uint8)
     alpha[pixels] = (np.bincount(slot, minlength=pixels.size) / n_sub).astype(np.float32)
 

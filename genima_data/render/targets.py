@@ -332,10 +332,11 @@ class TargetRenderer:
         return self._camera_poses[key]
 
     # ------------------------------------------------------------------ spheres
-    def _sphere_poses(
+    def sphere_poses(
         self, episode: Episode, camera: str, frames: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Camera-frame sphere poses (F, S, 4, 4) and colours (F, S, 3) for observation frames `frames`."""
+        """Camera-frame sphere poses T_camera_sphere (F, S, 4, 4) and colours (F, S, 3) uint8 of the targets
+        of observation frames `frames`, spheres in the order of `TargetConfig.sphere_names`."""
         poses = self._episode_poses(episode)
         target = target_frames(episode.length, self.config.horizon)[frames]
         joints = self.config.joints_for(camera)
@@ -357,7 +358,7 @@ class TargetRenderer:
             raise TargetError(
                 f"frames outside 0..{episode.length - 1}", episode=episode.episode_id, field="frames"
             )
-        T_camera_sphere, colours = self._sphere_poses(episode, camera, frames)
+        T_camera_sphere, colours = self.sphere_poses(episode, camera, frames)
         model = self.camera_model(camera)
         radius = self.config.radius_m * self.config.scale_for(camera)
         spheres = render_sphere_frames(
@@ -400,7 +401,7 @@ class TargetRenderer:
 
     def sphere_centres(self, episode: Episode, t: int, camera: str) -> dict[str, tuple[float, float] | None]:
         """Ground-truth pixel centre of each target sphere (None when behind the camera or off-image)."""
-        T_camera_sphere, _ = self._sphere_poses(episode, camera, np.array([t]))
+        T_camera_sphere, _ = self.sphere_poses(episode, camera, np.array([t]))
         uv = self._pixel_centres(self.camera_model(camera), T_camera_sphere[..., :3, 3])[0]
         names = self.config.sphere_names(camera)
         return {
