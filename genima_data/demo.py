@@ -3,7 +3,7 @@
 Synthetic but geometrically consistent: a Franka Panda (base at the world origin, on a table) moves along
 smooth joint trajectories, closing its gripper on an orange ball and lifting it; forward kinematics places
 every link. Four RLBench-like cameras (front, left_shoulder and right_shoulder static; wrist on the hand,
-with per-frame extrinsics that equal the hand pose times the recorded ``T_link_camera``) see images that
+with per-frame extrinsics: the hand pose times the fixed ``T_HAND_WRIST_CAMERA``) see images that
 ray-cast the arm as shaded capsules, the ball, the table and a backdrop, so GENIMA's sphere targets
 visibly land on the arm's joints.
 """
@@ -62,16 +62,7 @@ def demo_cameras(size: int) -> list[Camera]:
         Camera(name=name, width=size, height=size, K=K, T_world_camera=look_at(*pose).tolist())
         for name, pose in STATIC_CAMERAS.items()
     ]
-    cams.append(
-        Camera(
-            name="wrist",
-            width=size,
-            height=size,
-            K=K,
-            mount=WRIST_LINK,
-            T_link_camera=T_HAND_WRIST_CAMERA.tolist(),
-        )
-    )
+    cams.append(Camera(name="wrist", width=size, height=size, K=K, mount=WRIST_LINK))  # per-frame extrinsics
     return cams
 
 
