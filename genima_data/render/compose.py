@@ -181,13 +181,14 @@ def spheres_over(
     if base.shape != sphere_rgb.shape:
         raise GenimaDataError(f"image is {base.shape}, the spheres {sphere_rgb.shape}", field="image")
     out = np.array(base, dtype=np.uint8, copy=True)
-    covered = alpha > 0
-    w = np.broadcast_to(
-        np.reshape(weight, np.shape(weight) + (1,) * (alpha.ndim - np.ndim(weight))), alpha.shape
+    flat_out, flat_alpha = out.reshape(-1, 3), alpha.reshape(-1)
+    covered = np.flatnonzero(flat_alpha)
+    w = np.asarray(weight, np.float32).reshape(-1)
+    w = w[covered // (flat_alpha.size // w.size)][:, None]  # one weight per image of the stack
+    blended = (
+        w * sphere_rgb.reshape(-1, 3)[covered] + (1.0 - w * flat_alpha[covered, None]) * flat_out[covered]
     )
-    wa = (w * alpha)[covered][:, None]
-    blended = w[covered][:, None] * sphere_rgb[covered] + (1.0 - wa) * base[covered]
-    out[covered] = np.clip(np.rint(blended), 0, 255).astype(np.uint8)
+    flat_out[covered] = np.clip(np.rint(blended), 0, 255).astype(np.uint8)
     return out
 
 

@@ -198,17 +198,19 @@ def _block_cones(
     """Mean ray direction of each size x size pixel block and the largest angle from it to any ray of the
     block, pixel corners included (same block order as `_blocks`)."""
     H, W = centre.shape[:2]
-    dirs, radii = [], []
-    for y0 in range(0, H, size):
-        for x0 in range(0, W, size):
-            y1, x1 = min(y0 + size, H), min(x0 + size, W)
-            rays = np.concatenate(
-                [centre[y0:y1, x0:x1].reshape(-1, 3), corners[y0 : y1 + 1, x0 : x1 + 1].reshape(-1, 3)]
-            )
-            direction = _unit(rays.mean(axis=0))
-            dirs.append(direction)
-            radii.append(float(_angle(rays, direction).max()) + margin)
-    return np.stack(dirs), np.asarray(radii)
+    rows, cols = -(-H // size), -(-W // size)
+    # edge blocks repeat their last rays: repeats change neither the set of rays nor its largest angle
+    centre = np.pad(centre, ((0, rows * size - H), (0, cols * size - W), (0, 0)), mode="edge")
+    corners = np.pad(corners, ((0, rows * size - H), (0, cols * size - W), (0, 0)), mode="edge")
+    window = np.lib.stride_tricks.sliding_window_view(corners, (size + 1, size + 1), axis=(0, 1))
+    corner_rays = window[::size, ::size].reshape(rows, cols, 3, -1).transpose(0, 1, 3, 2)
+    centre_rays = (
+        centre.reshape(rows, size, cols, size, 3).transpose(0, 2, 1, 3, 4).reshape(rows, cols, -1, 3)
+    )
+    rays = np.concatenate([centre_rays, corner_rays], axis=2)
+    directions = _unit(rays.mean(axis=2))
+    radii = _angle(rays, directions[:, :, None]).max(axis=2) + margin
+    return directions.reshape(-1, 3), radii.reshape(-1)
 
 
 _TABLES: OrderedDict[tuple[Any, ...], _RayTables] = OrderedDict()

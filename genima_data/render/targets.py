@@ -24,7 +24,7 @@ from typing import Annotated, Any
 
 import numpy as np
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from genima_data.atomic import atomic_write_text
 from genima_data.episode import Episode
@@ -33,7 +33,7 @@ from genima_data.geometry.camera import CameraModel, camera_poses, invert_transf
 from genima_data.geometry.kinematics import Kinematics, link_poses_or_fk, load_kinematics
 from genima_data.render.compose import spheres_over
 from genima_data.render.spheres import RenderedSpheres, render_sphere_frames
-from genima_data.schema import Manifest
+from genima_data.schema import Manifest, parse_model
 
 GENIMA_CAMERA_SCALES = {
     "wrist": 3.0,
@@ -118,14 +118,7 @@ class TargetConfig(BaseModel):
     @classmethod
     def parse(cls, data: Any, *, file: str | Path | None = None) -> TargetConfig:
         """Validate a mapping (or JSON text) as a config; errors are one-line SchemaErrors naming a field."""
-        try:
-            if isinstance(data, str | bytes):
-                return cls.model_validate_json(data)
-            return cls.model_validate(data)
-        except ValidationError as exc:
-            err = exc.errors()[0]
-            field = ".".join(str(p) for p in err["loc"]) or None
-            raise SchemaError(err["msg"], file=file, field=field) from None
+        return parse_model(cls, data, file=file)
 
     def to_yaml(self, path: str | Path | None = None) -> str:
         """The config as YAML text; written atomically to `path` when given."""

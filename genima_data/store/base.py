@@ -36,6 +36,8 @@ from genima_data.schema import (
 from genima_data.store.codecs import DEFAULT_CODECS, get_codec, required_packages
 
 Mode = Literal["r", "a"]
+ArrayMap = Mapping[str, ArraySource]  # logical path -> array source
+ArrayAttrs = Mapping[str, Mapping[str, str]]  # logical path -> string attributes stored with the array
 COPY_BLOCK_BYTES = 8 << 20  # frames copied per block: bounded memory whatever the episode length
 OPEN_EPISODE_CACHE = 8  # episodes kept open for random frame access
 
@@ -195,13 +197,7 @@ class Dataset(ABC):
         """Write all arrays and metadata atomically (temporary name, then rename)."""
 
     @abstractmethod
-    def _add_arrays(
-        self,
-        episode_id: str,
-        arrays: Mapping[str, ArraySource],
-        replace: bool,
-        attrs: Mapping[str, Mapping[str, str]],
-    ) -> None: ...
+    def _add_arrays(self, episode_id: str, arrays: ArrayMap, replace: bool, attrs: ArrayAttrs) -> None: ...
 
     @abstractmethod
     def _read_meta(self, episode_id: str) -> EpisodeMeta: ...
@@ -373,7 +369,7 @@ class Dataset(ABC):
         arrays: Mapping[str, ArraySource],
         *,
         replace: bool = False,
-        attrs: Mapping[str, Mapping[str, str]] | None = None,
+        attrs: ArrayAttrs | None = None,
     ) -> None:
         """Add streams (e.g. rendered targets) to a complete episode, atomically.
 

@@ -9,7 +9,6 @@ crash). Episode metadata is the root attribute ``meta`` (JSON); each dataset rec
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping
 from pathlib import Path
 
 import h5py
@@ -20,6 +19,8 @@ from genima_data.episode import ArraySource, Episode
 from genima_data.errors import StoreError
 from genima_data.schema import FORMAT_VERSION, EpisodeMeta
 from genima_data.store.base import (
+    ArrayAttrs,
+    ArrayMap,
     Dataset,
     array_kind,
     chunk_shape,
@@ -162,13 +163,7 @@ class HDF5Dataset(Dataset):
             for path, source in sorted(episode.arrays.items()):
                 self._create_and_fill(f, path, source)
 
-    def _add_arrays(
-        self,
-        episode_id: str,
-        arrays: Mapping[str, ArraySource],
-        replace: bool,
-        attrs: Mapping[str, Mapping[str, str]],
-    ) -> None:
+    def _add_arrays(self, episode_id: str, arrays: ArrayMap, replace: bool, attrs: ArrayAttrs) -> None:
         final = self._episode_location(episode_id)
         with _open_h5(final, episode_id) as old:
             existing = set(_dataset_paths(old))

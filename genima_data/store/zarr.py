@@ -28,7 +28,16 @@ from genima_data.atomic import TMP_PREFIX, atomic_output, atomic_write_text, rem
 from genima_data.episode import ArraySource, Episode
 from genima_data.errors import CodecUnavailableError, StoreError
 from genima_data.schema import FORMAT_VERSION, EpisodeMeta
-from genima_data.store.base import Dataset, array_kind, chunk_shape, iter_blocks, meta_from_json, sorted_ids
+from genima_data.store.base import (
+    ArrayAttrs,
+    ArrayMap,
+    Dataset,
+    array_kind,
+    chunk_shape,
+    iter_blocks,
+    meta_from_json,
+    sorted_ids,
+)
 from genima_data.store.codecs import check_zarr_codecs, get_codec
 
 EPISODES = "episodes"
@@ -290,13 +299,7 @@ class ZarrDataset(Dataset):
             for path, source in sorted(episode.arrays.items()):
                 self._create_and_fill(tmp, path, source, path)
 
-    def _add_arrays(
-        self,
-        episode_id: str,
-        arrays: Mapping[str, ArraySource],
-        replace: bool,
-        attrs: Mapping[str, Mapping[str, str]],
-    ) -> None:
+    def _add_arrays(self, episode_id: str, arrays: ArrayMap, replace: bool, attrs: ArrayAttrs) -> None:
         directory = self._episode_location(episode_id)
         existing = set(_array_nodes(directory))
         clash = sorted(existing & set(arrays))
