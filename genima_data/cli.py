@@ -227,6 +227,9 @@ def render_targets_command(
     export_png: Path | None = typer.Option(
         None, "--export-png", help="Also write GENIMA's PNG folders (<cam>_rgb/, tiled_rgb*/) here."
     ),
+    codec: str | None = typer.Option(
+        None, "--codec", help="Lossless codec of the targets (default blosc-lz4); 'store': the store's own."
+    ),
     report: Path | None = typer.Option(None, "--json", help="Write a JSON report here."),
 ) -> None:
     """Render GENIMA sphere targets into the dataset; a re-run skips what is done and resumes."""
@@ -243,6 +246,7 @@ def render_targets_command(
         workers=workers,
         overwrite=overwrite,
         progress=True,
+        **({} if codec is None else {"codec": None if codec == "store" else codec}),
     )
     summary = result.to_dict()
     console.print(

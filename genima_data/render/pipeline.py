@@ -31,11 +31,14 @@ from genima_data.render.compose import TextureSource, spheres_over
 from genima_data.render.targets import TargetBlock, TargetConfig, TargetError, TargetRenderer
 from genima_data.schema import natural_key
 from genima_data.store import open_dataset
+from genima_data.store.codecs import get_codec
 
 RECORD_ATTR = "genima_targets"
 RENDERER_VERSION = "genima-data spheres 1"  # bump when the same config would render different pixels
 KINDS = ("rgb", "rnd_bg")
 LAYER_CACHE_BYTES = 256 << 20  # rendered sphere layers kept for the second stream of the same camera
+# targets are derived data, cheap to re-create: a fast lossless codec keeps render-targets render-bound
+DEFAULT_TARGET_CODEC = "blosc-lz4"
 
 
 def target_path(camera: str, kind: str) -> str:
@@ -159,6 +162,7 @@ class TargetJob:
     texture_folder: str | None
     texture_seed: int
     replace: bool
+    codec: str | None
 
 
 @dataclass
@@ -263,7 +267,7 @@ def render_episode_targets(job: TargetJob) -> str | None:
                     layer = layers.setdefault(cam, _SphereLayers(renderer, episode, cam))
                     arrays[path] = TargetStream(layer, kind, textures, renderer.config.random_bg_min_weight)
                     attrs[path] = {RECORD_ATTR: records[kind]}
-                ds.add_arrays(job.episode_id, arrays, replace=job.replace, attrs=attrs)
+                ds.add_arrays(job.episode_id, arrays, replace=job.replace, attrs=attrs, codec=job.codec)
     except GenimaDataError as exc:
         return str(exc.located(episode=job.episode_id))
     return None
@@ -279,12 +283,14 @@ def render_targets(
     workers: int = 1,
     overwrite: bool = False,
     episodes: list[str] | None = None,
+    codec: str | None = DEFAULT_TARGET_CODEC,
     progress: bool = False,
 ) -> RenderTargetsResult:
     """Render sphere targets for every episode of a dataset into its store (see the module docstring).
 
     `random_bg`: None (no rnd_bg), ``"procedural"`` (seeded procedural textures) or a folder of images.
-    `cameras` overrides ``config.cameras``; by default every camera with an RGB stream.
+    `cameras` overrides ``config.cameras``; by default every camera with an RGB stream. `codec` is the
+    store codec of the target arrays (None: the store's image codec); it does not change a pixel.
     """
     config = config or TargetConfig()
     dataset = Path(dataset)
@@ -299,6 +305,8 @@ def render_targets(
     jobs: list[TargetJob] = []
     result = RenderTargetsResult(dataset=dataset, cameras=[], record=records["rgb"])
     with open_dataset(dataset) as ds:
+        if codec is not None:
+            get_codec(codec, ds.backend)  # unknown or unavailable: fail before rendering anything
         ids = ds.episode_ids if episodes is None else episodes
         unknown = [e for e in ids if e not in ds]
         if unknown:
@@ -321,6 +329,7 @@ def render_targets(
                     None if textures is None or textures.folder is None else str(textures.folder),
                     seed,
                     replace=True,
+                    codec=codec,
                 )
             )
     if stale_all:

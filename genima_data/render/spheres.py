@@ -26,6 +26,7 @@ OpenGL renderer culls its back faces and draws nothing; so do we).
 
 from __future__ import annotations
 
+import warnings
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -124,8 +125,9 @@ class _RayTables:
             [_angle(centre, corners[dy : dy + H, dx : dx + W]) for dy in (0, 1) for dx in (0, 1)],
             axis=0,
         )
-        margin = ANGLE_MARGIN * float(np.median(footprint))
-        self.footprint = (footprint + margin).reshape(-1)  # angular radius of each pixel, rad
+        margin = ANGLE_MARGIN * float(np.nanmedian(footprint))
+        # angular radius of each pixel, rad; unknown (corner outside the lens model) counts as rim
+        self.footprint = np.nan_to_num(footprint + margin, nan=np.inf).reshape(-1)
         self._build_blocks(centre, corners, margin)
         self._subrays: dict[int, np.ndarray] = {}
         self._zbuffer = np.empty(0)
@@ -174,7 +176,8 @@ def _cos_sin(angle: np.ndarray) -> np.ndarray:
 
     A block wider than π/2 (only under extreme fisheye distortion) gets cos = -inf: always a candidate.
     """
-    cos_sin = np.stack([np.cos(angle), np.sin(angle)], axis=-1)
+    capped = np.minimum(angle, np.pi)
+    cos_sin = np.stack([np.cos(capped), np.sin(capped)], axis=-1)
     cos_sin[angle > np.pi / 2] = (-np.inf, 0.0)
     return cos_sin
 
@@ -208,8 +211,13 @@ def _block_cones(
         centre.reshape(rows, size, cols, size, 3).transpose(0, 2, 1, 3, 4).reshape(rows, cols, -1, 3)
     )
     rays = np.concatenate([centre_rays, corner_rays], axis=2)
-    directions = _unit(rays.mean(axis=2))
-    radii = _angle(rays, directions[:, :, None]).max(axis=2) + margin
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # blocks whose rays are all NaN
+        directions = _unit(np.nanmean(rays, axis=2))
+        radii = _angle(rays, directions[:, :, None]).max(axis=2) + margin
+    # rays outside a lens model's valid region are NaN: such blocks cannot be bounded, test them always
+    radii[~np.isfinite(radii)] = np.inf
+    directions[~np.isfinite(directions)] = 0.0
     return directions.reshape(-1, 3), radii.reshape(-1)
 
 

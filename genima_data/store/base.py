@@ -197,7 +197,9 @@ class Dataset(ABC):
         """Write all arrays and metadata atomically (temporary name, then rename)."""
 
     @abstractmethod
-    def _add_arrays(self, episode_id: str, arrays: ArrayMap, replace: bool, attrs: ArrayAttrs) -> None: ...
+    def _add_arrays(
+        self, episode_id: str, arrays: ArrayMap, replace: bool, attrs: ArrayAttrs, codec: str | None
+    ) -> None: ...
 
     @abstractmethod
     def _read_meta(self, episode_id: str) -> EpisodeMeta: ...
@@ -370,11 +372,14 @@ class Dataset(ABC):
         *,
         replace: bool = False,
         attrs: ArrayAttrs | None = None,
+        codec: str | None = None,
     ) -> None:
         """Add streams (e.g. rendered targets) to a complete episode, atomically.
 
         `attrs` maps array paths to string attributes stored with the array (e.g. how targets were
         rendered); read them back as ``episode[path].attrs``. An array and its attributes land together.
+        `codec` overrides the store's codec for these arrays (recorded per array like every codec), e.g.
+        a fast one for derived data that is cheap to re-create.
         """
         self._require_writable()
         if not self.has_episode(episode_id):
@@ -382,7 +387,9 @@ class Dataset(ABC):
         with self._open_episode(episode_id) as current:
             check_episode_structure(current.with_arrays(arrays), self._manifest)
         self._drop_open(episode_id)
-        self._add_arrays(episode_id, arrays, replace, attrs or {})
+        if codec is not None:
+            get_codec(codec, self.backend)  # unknown or unavailable: fail before writing anything
+        self._add_arrays(episode_id, arrays, replace, attrs or {}, codec)
 
     def _drop_open(self, episode_id: str) -> None:
         ep = self._open.pop(episode_id, None)

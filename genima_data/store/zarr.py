@@ -270,11 +270,12 @@ class ZarrDataset(Dataset):
         source: ArraySource,
         logical: str,
         attrs: Mapping[str, str] | None = None,
+        codec: str | None = None,
     ) -> None:
         shape = tuple(int(s) for s in source.shape)
         dtype = np.dtype(source.dtype)
         kind = array_kind(logical)
-        codec = self._manifest.storage.codecs[kind] if self._manifest.storage else "blosc-zstd"
+        codec = codec or (self._manifest.storage.codecs[kind] if self._manifest.storage else "blosc-zstd")
         try:
             kwargs = get_codec(codec, "zarr").zarr_kwargs(len(shape), dtype.itemsize)
         except CodecUnavailableError as exc:
@@ -299,7 +300,9 @@ class ZarrDataset(Dataset):
             for path, source in sorted(episode.arrays.items()):
                 self._create_and_fill(tmp, path, source, path)
 
-    def _add_arrays(self, episode_id: str, arrays: ArrayMap, replace: bool, attrs: ArrayAttrs) -> None:
+    def _add_arrays(
+        self, episode_id: str, arrays: ArrayMap, replace: bool, attrs: ArrayAttrs, codec: str | None
+    ) -> None:
         directory = self._episode_location(episode_id)
         existing = set(_array_nodes(directory))
         clash = sorted(existing & set(arrays))
@@ -317,4 +320,4 @@ class ZarrDataset(Dataset):
                     group.mkdir(parents=True, exist_ok=True)
                     atomic_write_text(group / NODE, _group_doc({}))
             with atomic_output(directory / path) as tmp:
-                self._create_and_fill(tmp, None, source, path, attrs.get(path))
+                self._create_and_fill(tmp, None, source, path, attrs.get(path), codec)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 
 import genima_data.geometry.camera as geometry_camera
+from genima_data.errors import GenimaDataError
 from genima_data.render.compose import TextureSource
 from genima_data.render.pipeline import RECORD_ATTR, frame_rng, render_targets, stored_record, targets_record
 from genima_data.render.targets import TargetConfig, TargetError, TargetRenderer
@@ -106,6 +108,29 @@ def test_another_background_source_counts_as_another_config(demo_h5):
         render_targets(demo_h5, random_bg="procedural", seed=2)
 
 
+def test_targets_use_a_fast_codec_unless_told_otherwise(demo_copy, tmp_path):
+    store_codec = tmp_path / ("store_codec" + demo_copy.suffix)
+    shutil.copytree(demo_copy, store_codec)
+    render_targets(demo_copy, cameras=["front"])
+    render_targets(store_codec, cameras=["front"], codec=None)
+    with open_dataset(demo_copy) as ds:
+        assert ds.codecs()["targets/front/rgb"] == "blosc-lz4"
+    with open_dataset(store_codec) as ds:
+        assert ds.codecs()["targets/front/rgb"] == ds.manifest.storage.codecs["image"]
+    assert arrays(demo_copy).keys() == arrays(store_codec).keys()
+    assert all(
+        np.array_equal(a, b)
+        for a, b in zip(arrays(demo_copy).values(), arrays(store_codec).values(), strict=True)
+    )
+
+
+def test_an_unknown_codec_fails_before_writing(demo_h5):
+    with pytest.raises(GenimaDataError, match="codec"):
+        render_targets(demo_h5, codec="snappy-9000")
+    with open_dataset(demo_h5) as ds, ds.episode("episode0") as ep:
+        assert ep.target_names == []
+
+
 def test_cameras_can_be_chosen(demo_h5):
     result = render_targets(demo_h5, cameras=["wrist", "front"])
     assert result.cameras == ["wrist", "front"]
@@ -137,8 +162,6 @@ def test_record_changes_with_every_setting_that_changes_pixels():
 
 @pytest.mark.skipif(SHIMMED, reason="spawned workers lack the temporary geometry shim until geometry lands")
 def test_parallel_workers_write_the_same_targets(demo_store_dir, tmp_path):
-    import shutil
-
     one, two = tmp_path / "one.zarr", tmp_path / "two.zarr"
     shutil.copytree(demo_store_dir / "sample.zarr", one)
     shutil.copytree(demo_store_dir / "sample.zarr", two)
@@ -168,7 +191,6 @@ CRASHING_RENDER = textwrap.dedent("""
 
 
 def test_killed_render_resumes_to_the_same_targets(demo_copy, tmp_path, request):
-    import shutil
     from pathlib import Path
 
     clean = tmp_path / ("clean" + demo_copy.suffix)
