@@ -42,16 +42,6 @@ from rich.table import Table
 
 os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
 
-import genima_data.geometry.camera as _camera
-
-if not hasattr(_camera, "CameraModel"):  # TEMPORARY: the geometry branch's API, until it lands on main
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from tests import geometry_shim
-
-    geometry_shim.install()
-
 from genima_data.demo import build_demo, demo_episode, demo_manifest
 from genima_data.render.pipeline import render_targets
 from genima_data.render.spheres import STRIPE_COLOURED, Sphere, render_sphere_frames, render_spheres

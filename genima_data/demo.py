@@ -28,7 +28,7 @@ STATIC_CAMERAS = {  # camera centre and a point it looks at, world frame, metres
     "left_shoulder": ((-0.3, 0.7, 1.3), (0.45, 0.0, 0.15)),
     "right_shoulder": ((-0.3, -0.7, 1.3), (0.45, 0.0, 0.15)),
 }
-WRIST_LINK = "panda_hand"
+WRIST_MOUNT = "panda_hand"
 PANDA_READY = np.array([0.0, -0.3, 0.0, -2.2, 0.0, 2.0, 0.785])
 TABLE_HALF_EXTENT = (0.9, 0.9)  # table top around the robot base, metres (x, y)
 BALL_RADIUS = 0.03
@@ -62,7 +62,7 @@ def demo_cameras(size: int) -> list[Camera]:
         Camera(name=name, width=size, height=size, K=K, T_world_camera=look_at(*pose).tolist())
         for name, pose in STATIC_CAMERAS.items()
     ]
-    cams.append(Camera(name="wrist", width=size, height=size, K=K, mount=WRIST_LINK))  # per-frame extrinsics
+    cams.append(Camera(name="wrist", width=size, height=size, K=K, mount=WRIST_MOUNT))  # per-frame extrinsics
     return cams
 
 
@@ -234,7 +234,7 @@ def demo_episode(
     gripper = np.ones(frames, np.float32)
     gripper[grasp:release] = 0.0
     q = joints.astype(np.float64)
-    joint_frames, hand = kinematics.joint_frames(q), kinematics.link_pose(q, WRIST_LINK)
+    joint_frames, hand = kinematics.joint_frames(q), kinematics.link_pose(q, WRIST_MOUNT)
     tcp = kinematics.ee_pose(q)[:, :3, 3]
     ball = np.repeat(ball_start[None], frames, axis=0)
     ball[grasp:release] = tcp[grasp:release]  # held between the fingers while the gripper is closed

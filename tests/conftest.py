@@ -9,15 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import genima_data.geometry.camera as _geometry_camera
-
-# --- render: TEMPORARY until branch `geometry` lands CameraModel and kinematics on main (remove then)
-if not hasattr(_geometry_camera, "CameraModel"):
-    from tests import geometry_shim
-
-    geometry_shim.install()
-# --- end render
-
 from genima_data.cli import main
 from genima_data.demo import build_demo, demo_episode, demo_manifest
 from genima_data.episode import Episode

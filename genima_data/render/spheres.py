@@ -98,7 +98,8 @@ class RenderedSpheres:
 
 def stripe_coloured(u: np.ndarray) -> np.ndarray:
     """Whether texture coordinate u in [0, 1] falls on a coloured (True) or black (False) band."""
-    texel = np.clip((np.asarray(u) * TEXTURE_WIDTH).astype(np.int64), 0, TEXTURE_WIDTH - 1)
+    # clip before the cast: microscopic spheres can push u to ±inf
+    texel = np.minimum((np.clip(np.asarray(u), 0.0, 1.0) * TEXTURE_WIDTH).astype(np.int64), TEXTURE_WIDTH - 1)
     return STRIPE_COLOURED[texel]
 
 

@@ -292,7 +292,9 @@ class TargetRenderer:
                 field="length",
             )
         try:
-            joints, gripper = link_poses_or_fk(self.manifest, episode, self._kinematics_for(episode))
+            joints, gripper = link_poses_or_fk(
+                self.manifest, episode, self._kinematics_for(episode), root=self.root
+            )
         except GenimaDataError as exc:
             raise exc.located(episode=eid) from None
         bad = [j for j in self.config.joints if j >= joints.shape[1]]
@@ -317,7 +319,7 @@ class TargetRenderer:
             self._calibration(camera, episode)
             try:
                 T_world_camera = camera_poses(
-                    self.manifest, episode, camera, self._kinematics_for(episode, camera)
+                    self.manifest, episode, camera, self._kinematics_for(episode, camera), root=self.root
                 )
             except GenimaDataError as exc:
                 raise exc.located(episode=episode.episode_id) from None

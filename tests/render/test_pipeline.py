@@ -11,7 +11,6 @@ import textwrap
 import numpy as np
 import pytest
 
-import genima_data.geometry.camera as geometry_camera
 from genima_data.errors import GenimaDataError
 from genima_data.render.compose import TextureSource
 from genima_data.render.pipeline import RECORD_ATTR, frame_rng, render_targets, stored_record, targets_record
@@ -19,7 +18,6 @@ from genima_data.render.targets import TargetConfig, TargetError, TargetRenderer
 from genima_data.store import open_dataset
 
 CAMERAS = ["front", "left_shoulder", "right_shoulder", "wrist"]
-SHIMMED = geometry_camera.CameraModel.__module__ == "tests.geometry_shim"
 
 
 def arrays(path, kind="rgb"):
@@ -160,7 +158,6 @@ def test_record_changes_with_every_setting_that_changes_pixels():
     )
 
 
-@pytest.mark.skipif(SHIMMED, reason="spawned workers lack the temporary geometry shim until geometry lands")
 def test_parallel_workers_write_the_same_targets(demo_store_dir, tmp_path):
     one, two = tmp_path / "one.zarr", tmp_path / "two.zarr"
     shutil.copytree(demo_store_dir / "sample.zarr", one)
@@ -173,11 +170,6 @@ def test_parallel_workers_write_the_same_targets(demo_store_dir, tmp_path):
 
 CRASHING_RENDER = textwrap.dedent("""
     import os, signal, sys
-    sys.path.insert(0, sys.argv[3])
-    import genima_data.geometry.camera as camera
-    if not hasattr(camera, "CameraModel"):  # the temporary geometry shim, as in tests/conftest.py
-        from tests import geometry_shim
-        geometry_shim.install()
     from genima_data.render import pipeline
 
     original = pipeline.TargetStream._frames
@@ -190,13 +182,10 @@ CRASHING_RENDER = textwrap.dedent("""
 """)
 
 
-def test_killed_render_resumes_to_the_same_targets(demo_copy, tmp_path, request):
-    from pathlib import Path
-
+def test_killed_render_resumes_to_the_same_targets(demo_copy, tmp_path):
     clean = tmp_path / ("clean" + demo_copy.suffix)
     shutil.copytree(demo_copy, clean)
-    repo = str(Path(request.config.rootpath))
-    killed = subprocess.run([sys.executable, "-c", CRASHING_RENDER, str(demo_copy), "episode1", repo])
+    killed = subprocess.run([sys.executable, "-c", CRASHING_RENDER, str(demo_copy), "episode1"])
     assert killed.returncode == -9
     with open_dataset(demo_copy) as ds:  # the dataset stays readable; episode0 finished, episode1 did not
         with ds.episode("episode0") as ep:

@@ -14,6 +14,7 @@ from genima_data.render.spheres import (
     render_spheres,
     stripe_coloured,
 )
+from genima_data.schema import Distortion
 from tests.render.conftest import pinhole
 
 CYAN = np.array([5, 206, 235], np.uint8)
@@ -42,18 +43,33 @@ def ray_classes(camera, centre, radius, rel_tol=1e-9):
     return hits, misses
 
 
+lenses = st.one_of(
+    st.just(Distortion(model="none")),
+    st.builds(
+        lambda k1, k2, p1, p2: Distortion(model="opencv", coeffs=[k1, k2, p1, p2]),
+        st.floats(-0.3, 0.3),
+        st.floats(-0.1, 0.1),
+        st.floats(-0.01, 0.01),
+        st.floats(-0.01, 0.01),
+    ),
+    st.builds(
+        lambda *k: Distortion(model="fisheye", coeffs=list(k)), *[st.floats(-0.05, 0.05) for _ in range(4)]
+    ),
+)
 cameras = st.builds(
-    lambda h, w, fov: pinhole(h, fov, width=w),
+    lambda h, w, fov, lens: pinhole(h, fov, width=w, distortion=lens),
     st.integers(4, 40),
     st.integers(4, 40),
     st.floats(20, 120),
+    lenses,
 )
 centres = st.tuples(st.floats(-3, 3), st.floats(-3, 3), st.floats(-2, 4))
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(camera=cameras, centre=centres, radius=st.floats(0.0, 2.0))
 def test_mask_is_exactly_the_pixels_whose_ray_hits_the_sphere(camera, centre, radius):
+    """Holds with lens distortion too: the culling blocks are built from the camera's own rays."""
     out = render_spheres(camera, [sphere(centre, radius)])
     mask = out.sphere_id == 0
     if np.linalg.norm(centre) <= radius:  # camera inside the sphere: culled like GENIMA's back faces
@@ -64,6 +80,19 @@ def test_mask_is_exactly_the_pixels_whose_ray_hits_the_sphere(camera, centre, ra
     assert not mask[misses].any(), "a pixel whose ray misses the sphere was drawn"
     assert np.array_equal(out.alpha > 0, mask)
     assert (out.sphere_rgb[~mask] == 0).all()
+
+
+def test_pixels_outside_the_lens_model_are_skipped_and_the_rest_stay_exact():
+    # a fisheye lens whose model folds over inside the image: pixels beyond its valid region have no ray
+    cam = pinhole(32, 150, distortion=Distortion(model="fisheye", coeffs=[0.5, -0.4, 0.2, -0.1]))
+    rays = cam.pixel_rays()
+    assert np.isnan(rays).any() and not np.isnan(rays).all()
+    for centre in ([0, 0, 1.0], [0.8, 0.3, 0.6], [-0.5, -0.5, 0.4]):
+        out = render_spheres(cam, [sphere(centre, 0.25)], supersample=3)
+        hits, misses = ray_classes(cam, centre, 0.25)
+        mask = out.sphere_id == 0
+        assert mask[hits].all() and not mask[misses].any()
+        assert not mask[np.isnan(rays).any(-1)].any()
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
