@@ -56,6 +56,7 @@ assert STRIPE_COLOURED.size == TEXTURE_WIDTH
 FINE_BLOCK = 4  # pixels per side of the culling blocks
 COARSE_BLOCK = 4  # fine blocks per side of a coarse block
 CAMERA_CACHE_SIZE = 8
+CHUNK_PIXELS = 1 << 18  # frames rendered together: about this many pixels, so per-pixel buffers stay cached
 ANGLE_MARGIN = 0.25  # of a pixel's angular size: pixel edges under distortion are curves, not great circles
 
 
@@ -324,7 +325,7 @@ def _candidates(tables: _RayTables, spheres: _Instances) -> _Candidates:
     coarse = _cone_overlap(
         tables.coarse_dirs @ spheres.direction.T, tables.coarse_cos_sin[:, None], spheres.cos_sin[None]
     )
-    coarse, inst = np.nonzero(coarse)
+    inst, coarse = np.nonzero(coarse.T)  # sphere-major: keys then run frame by frame (cache-friendly)
     children = tables.coarse_children.shape[1]
     block = tables.coarse_children[coarse].reshape(-1)
     inst = np.repeat(inst, children)
@@ -374,33 +375,54 @@ def render_sphere_frames(
 
     Shapes: centres (F, S, 3) and rotations (F, S, 3, 3) in the camera frame, radii (F, S) or (S,) metres,
     colours (F, S, 3) uint8. Returns arrays with a leading F axis. Absent spheres: radius 0 or NaN centre.
+    Frames are processed CHUNK_PIXELS at a time, so the per-pixel buffers stay in the CPU cache.
     """
     if supersample < 1:
         raise ValueError(f"supersample must be >= 1, got {supersample}")
     tables = ray_tables(camera)
     H, W = tables.shape
-    F = centres_camera.shape[0]
-    rgb = np.zeros((F * H * W, 3), np.uint8)
-    alpha = np.zeros(F * H * W, np.float32)
-    sphere_id = np.full(F * H * W, -1, np.int16)
-    spheres = _instances(
-        np.asarray(centres_camera), np.asarray(radii_m), np.asarray(R_camera_sphere), np.asarray(colours)
+    centres_camera, R_camera_sphere = np.asarray(centres_camera), np.asarray(R_camera_sphere)
+    colours = np.asarray(colours)
+    F, S = centres_camera.shape[:2]
+    out = RenderedSpheres(
+        np.zeros((F, H, W, 3), np.uint8), np.zeros((F, H, W), np.float32), np.full((F, H, W), -1, np.int16)
     )
-    if len(spheres.radius):
-        found = _candidates(tables, spheres)
-        t = _hit_distance(found.along, spheres.outside[found.inst][:, None]).reshape(-1)
-        hit = np.flatnonzero(t < np.inf)
-        pair, slot = np.divmod(hit, found.along.shape[1])
-        inst, pixel = found.inst[pair], tables.fine_pixels[found.block[pair], slot]
-        key = spheres.frame[inst] * (H * W) + pixel
-        win = _nearest(key, t[hit], tables.zbuffer(F * H * W))
-        key, inst = key[win], inst[win]
-        rgb[key] = _shade(t[hit[win]], found.across.reshape(-1)[hit[win]], inst, spheres)
-        alpha[key] = 1.0
-        sphere_id[key] = spheres.index[inst]
-        if supersample > 1:
-            _antialias(tables, spheres, found, supersample, rgb, alpha)
-    return RenderedSpheres(rgb.reshape(F, H, W, 3), alpha.reshape(F, H, W), sphere_id.reshape(F, H, W))
+    radii = np.broadcast_to(np.asarray(radii_m, np.float64), (F, S))
+    step = max(1, CHUNK_PIXELS // (H * W))
+    for start in range(0, F, step):
+        frames = slice(start, start + step)
+        spheres = _instances(centres_camera[frames], radii[frames], R_camera_sphere[frames], colours[frames])
+        if len(spheres.radius):
+            rgb, alpha, sphere_id = (
+                a[frames].reshape(-1, *a.shape[3:]) for a in (out.sphere_rgb, out.alpha, out.sphere_id)
+            )
+            _render_chunk(tables, spheres, supersample, rgb, alpha, sphere_id)
+    return out
+
+
+def _render_chunk(
+    tables: _RayTables,
+    spheres: _Instances,
+    supersample: int,
+    rgb: np.ndarray,
+    alpha: np.ndarray,
+    sphere_id: np.ndarray,
+) -> None:
+    """Render the spheres of a few frames into flat views of their output buffers, in place."""
+    H, W = tables.shape
+    found = _candidates(tables, spheres)
+    t = _hit_distance(found.along, spheres.outside[found.inst][:, None]).reshape(-1)
+    hit = np.flatnonzero(t < np.inf)
+    pair, slot = np.divmod(hit, found.along.shape[1])
+    inst, pixel = found.inst[pair], tables.fine_pixels[found.block[pair], slot]
+    key = spheres.frame[inst] * (H * W) + pixel
+    win = _nearest(key, t[hit], tables.zbuffer(alpha.size))
+    key, inst = key[win], inst[win]
+    rgb[key] = _shade(t[hit[win]], found.across.reshape(-1)[hit[win]], inst, spheres)
+    alpha[key] = 1.0
+    sphere_id[key] = spheres.index[inst]
+    if supersample > 1:
+        _antialias(tables, spheres, found, supersample, rgb, alpha)
 
 
 def _antialias(
