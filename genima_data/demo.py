@@ -1,7 +1,7 @@
 """A small bundled sample dataset: what `make demo` builds and the tests use as a fixture.
 
 Synthetic but geometrically consistent: a Franka Panda (base at the world origin, on a table) moves along
-smooth joint trajectories, closing its gripper on an orange ball and lifting it; forward kinematics places
+smooth joint trajectories, closing its gripper on a red ball and lifting it; forward kinematics places
 every link. Four RLBench-like cameras (front, left_shoulder and right_shoulder static; wrist on the hand,
 with per-frame extrinsics: the hand pose times the fixed ``T_HAND_WRIST_CAMERA``) see images that
 ray-cast the arm as shaded capsules, the ball, the table and a backdrop, so GENIMA's sphere targets
@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from genima_data.episode import Episode
@@ -22,7 +23,7 @@ from genima_data.robots import PANDA_JOINT_LOWER, PANDA_JOINT_UPPER, franka_pand
 from genima_data.schema import Camera, EpisodeMeta, EpisodeSource, Manifest, Task
 from genima_data.store import Dataset, create_dataset
 
-DEMO_TASK = Task(name="reach_target", instructions=["pick up the orange ball", "lift the orange ball"])
+DEMO_TASK = Task(name="reach_target", instructions=["reach the red target", "touch the red ball"])
 STATIC_CAMERAS = {  # camera centre and a point it looks at, world frame, metres
     "front": ((1.3, 0.0, 1.2), (0.25, 0.0, 0.25)),
     "left_shoulder": ((-0.3, 0.7, 1.3), (0.45, 0.0, 0.15)),
@@ -32,9 +33,11 @@ WRIST_MOUNT = "panda_hand"
 PANDA_READY = np.array([0.0, -0.3, 0.0, -2.2, 0.0, 2.0, 0.785])
 TABLE_HALF_EXTENT = (0.9, 0.9)  # table top around the robot base, metres (x, y)
 BALL_RADIUS = 0.03
-BALL_COLOUR = np.array([235, 130, 30.0])
+BALL_COLOUR = np.array([225, 60, 50.0])  # red like RLBench's target, yet far from joint 1's (154, 0, 0)
 LINK_COLOUR = np.array([232, 232, 228.0])
 HAND_COLOUR = np.array([70, 70, 76.0])
+OPTICS_BLUR_PX = 1.0  # Gaussian sigma, pixels
+SENSOR_NOISE = 0.8  # grey levels
 LIGHT_DIRECTION = np.array([0.3, 0.2, 1.0]) / np.linalg.norm([0.3, 0.2, 1.0])  # towards the light, world
 
 
@@ -188,14 +191,14 @@ def _render_frame(camera: CameraModel, T_world_camera: np.ndarray, parts: list[_
     rays = camera.pixel_rays()
     R, origin = T_world_camera[:3, :3], T_world_camera[:3, 3]
     rays_world = rays @ R.T
-    colour = np.array([150, 165, 185.0]) + 40 * rays_world[..., 2:3]  # backdrop, lighter upwards
+    colour = np.array([160, 162, 166.0]) + 30 * rays_world[..., 2:3]  # backdrop, lighter upwards
     with np.errstate(divide="ignore", invalid="ignore"):
         depth = -origin[2] / rays_world[..., 2]  # table plane z = 0
     point = origin + rays_world * np.where(np.isfinite(depth), depth, 0)[..., None]
     on_table = (depth > 0) & (np.abs(point[..., 0]) < TABLE_HALF_EXTENT[0])
     on_table &= np.abs(point[..., 1]) < TABLE_HALF_EXTENT[1]
     checker = (np.floor(point[..., 0] / 0.1) + np.floor(point[..., 1] / 0.1)) % 2
-    colour[on_table] = (np.array([168, 124, 82.0]) + 14 * checker[..., None])[on_table]
+    colour[on_table] = (np.array([160, 132, 104.0]) + 8 * checker[..., None])[on_table]
     depth = np.where(on_table, depth, np.inf)
     light = R.T @ LIGHT_DIRECTION
     for part in parts:
@@ -217,7 +220,8 @@ def _render_camera(
     out = np.empty((len(scenes), camera.height, camera.width, 3), np.uint8)
     for t, parts in enumerate(scenes):
         image = _render_frame(camera, T_world_camera[t], parts)
-        out[t] = np.clip(image + rng.normal(0, 1.5, image.shape), 0, 255).astype(np.uint8)
+        image = cv2.GaussianBlur(image, (0, 0), OPTICS_BLUR_PX)  # a real lens is not infinitely sharp
+        out[t] = np.clip(image + rng.normal(0, SENSOR_NOISE, image.shape), 0, 255).astype(np.uint8)
     return out
 
 

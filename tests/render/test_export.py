@@ -55,7 +55,7 @@ def test_export_writes_genimas_folders_with_the_stored_targets(demo_h5, tmp_path
     descriptions = pickle.loads(
         (rendered / "reach_target" / "variation0" / "variation_descriptions.pkl").read_bytes()
     )
-    assert descriptions == ["pick up the orange ball", "lift the orange ball"]
+    assert descriptions == ["reach the red target", "touch the red ball"]
     assert TargetConfig.from_yaml(rendered / "render_data_config.yaml") == config
 
 
