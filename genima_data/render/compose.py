@@ -170,17 +170,22 @@ class TextureSource:
 
 
 def spheres_over(
-    sphere_rgb: np.ndarray, alpha: np.ndarray, base: np.ndarray, weight: np.ndarray | float = 1.0
+    sphere_rgb: np.ndarray,
+    alpha: np.ndarray,
+    base: np.ndarray,
+    weight: np.ndarray | float = 1.0,
+    *,
+    in_place: bool = False,
 ) -> np.ndarray:
     """Premultiplied spheres over `base` images of the same shape with sphere weight w, uint8.
 
     ``out = w * sphere_rgb + (1 - w * alpha) * base``, computed only where alpha > 0 (elsewhere the base
     shows unchanged). w = 1 composites the spheres; GENIMA's random backgrounds use w ~ U[0.7, 1], one
-    weight per image of a stack.
+    weight per image of a stack. `in_place` writes into `base` (a uint8 array the caller owns).
     """
     if base.shape != sphere_rgb.shape:
         raise GenimaDataError(f"image is {base.shape}, the spheres {sphere_rgb.shape}", field="image")
-    out = np.array(base, dtype=np.uint8, copy=True)
+    out = base if in_place else np.array(base, dtype=np.uint8, copy=True)
     flat_out, flat_alpha = out.reshape(-1, 3), alpha.reshape(-1)
     covered = np.flatnonzero(flat_alpha)
     w = np.asarray(weight, np.float32).reshape(-1)

@@ -132,7 +132,7 @@ class TargetStream:
         if self.kind == "rgb":
             rgb = self.layers.episode[f"cameras/{self.layers.camera}/rgb"]
             # frame by frame: stores decode single frames on their fastest path
-            return block.over(np.stack([np.asarray(rgb[t]) for t in range(start, stop)]))
+            return block.over(np.stack([np.asarray(rgb[t]) for t in range(start, stop)]), in_place=True)
         return random_backgrounds(block, self.layers.episode.episode_id, self.textures, self.min_weight)
 
 
@@ -147,7 +147,7 @@ def random_backgrounds(
         rng = frame_rng(textures.seed, episode_id, block.camera, int(t))
         backgrounds[i] = textures.sample(rng, (H, W))
         weights[i] = rng.uniform(min_weight, 1.0)
-    return spheres_over(block.spheres.sphere_rgb, block.spheres.alpha, backgrounds, weights)
+    return spheres_over(block.spheres.sphere_rgb, block.spheres.alpha, backgrounds, weights, in_place=True)
 
 
 # ------------------------------------------------------------------------------ planning

@@ -184,17 +184,21 @@ def _cos_sin(angle: np.ndarray) -> np.ndarray:
     return cos_sin
 
 
-def _blocks(index: np.ndarray, size: int) -> np.ndarray:
-    """(n_blocks, size, size) entries of a 2-D index grid cut into size x size blocks, row-major.
+def _pad_to_blocks(grid: np.ndarray, size: int) -> np.ndarray:
+    """Pad the first two axes up to multiples of `size` by repeating the last row and column.
 
-    Blocks at the right and bottom edges repeat their entries to fill up (repeats are harmless).
+    Edge blocks then repeat some of their own entries: harmless for both block pixels and block cones.
     """
-    rows, cols = index.shape
-    out = []
-    for y0 in range(0, rows, size):
-        for x0 in range(0, cols, size):
-            out.append(np.resize(index[y0 : y0 + size, x0 : x0 + size], (size, size)))
-    return np.stack(out)
+    rows, cols = -(-grid.shape[0] // size), -(-grid.shape[1] // size)
+    pad = ((0, rows * size - grid.shape[0]), (0, cols * size - grid.shape[1])) + ((0, 0),) * (grid.ndim - 2)
+    return np.pad(grid, pad, mode="edge")
+
+
+def _blocks(index: np.ndarray, size: int) -> np.ndarray:
+    """(n_blocks, size, size) entries of a 2-D index grid cut into size x size blocks, row-major."""
+    padded = _pad_to_blocks(index, size)
+    rows, cols = padded.shape[0] // size, padded.shape[1] // size
+    return padded.reshape(rows, size, cols, size).transpose(0, 2, 1, 3).reshape(-1, size, size)
 
 
 def _block_cones(
@@ -202,11 +206,10 @@ def _block_cones(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Mean ray direction of each size x size pixel block and the largest angle from it to any ray of the
     block, pixel corners included (same block order as `_blocks`)."""
-    H, W = centre.shape[:2]
-    rows, cols = -(-H // size), -(-W // size)
-    # edge blocks repeat their last rays: repeats change neither the set of rays nor its largest angle
-    centre = np.pad(centre, ((0, rows * size - H), (0, cols * size - W), (0, 0)), mode="edge")
-    corners = np.pad(corners, ((0, rows * size - H), (0, cols * size - W), (0, 0)), mode="edge")
+    centre = _pad_to_blocks(centre, size)
+    rows, cols = centre.shape[0] // size, centre.shape[1] // size
+    extra = ((0, rows * size + 1 - corners.shape[0]), (0, cols * size + 1 - corners.shape[1]), (0, 0))
+    corners = np.pad(corners, extra, mode="edge")  # one more corner than pixels per side
     window = np.lib.stride_tricks.sliding_window_view(corners, (size + 1, size + 1), axis=(0, 1))
     corner_rays = window[::size, ::size].reshape(rows, cols, 3, -1).transpose(0, 1, 3, 2)
     centre_rays = (

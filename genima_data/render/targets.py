@@ -210,9 +210,9 @@ class TargetBlock:
             centres=centres,
         )
 
-    def over(self, images: np.ndarray) -> np.ndarray:
-        """The spheres on the observations (F, H, W, 3) of these frames."""
-        return spheres_over(self.spheres.sphere_rgb, self.spheres.alpha, images)
+    def over(self, images: np.ndarray, *, in_place: bool = False) -> np.ndarray:
+        """The spheres on the observations (F, H, W, 3) of these frames (written into them if `in_place`)."""
+        return spheres_over(self.spheres.sphere_rgb, self.spheres.alpha, images, in_place=in_place)
 
 
 @dataclass(frozen=True)
