@@ -137,7 +137,7 @@ def scenes(dataset: Path, config: TargetConfig) -> dict[str, list[tuple]]:
     return out
 
 
-def time_ours(per_camera: dict[str, list[tuple]], repeats: int = 3) -> tuple[float, float]:
+def time_ours(per_camera: dict[str, list[tuple]], repeats: int = 5) -> tuple[float, float]:
     """Seconds per camera-frame: all frames of a camera at once, and frame by frame (best of repeats)."""
     batched, single, frames = [], [], 0
     for _ in range(repeats):
@@ -262,7 +262,7 @@ def genima_end_to_end(
     return (time.perf_counter() - start) / frames
 
 
-def ours_end_to_end(dataset: Path, workdir: Path, codec: str | None, repeats: int = 2) -> float:
+def ours_end_to_end(dataset: Path, workdir: Path, codec: str | None, repeats: int = 3) -> float:
     """render_targets over a fresh copy of the dataset, seconds per camera-frame (best of repeats)."""
     with open_dataset(dataset) as ds:
         frames = sum(e.length for e in ds.manifest.episodes) * len(CAMERAS)
