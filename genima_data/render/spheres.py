@@ -99,8 +99,8 @@ class RenderedSpheres:
 
 def stripe_coloured(u: np.ndarray) -> np.ndarray:
     """Whether texture coordinate u in [0, 1] falls on a coloured (True) or black (False) band."""
-    # clip before the cast: microscopic spheres can push u to ±inf
-    texel = np.minimum((np.clip(np.asarray(u), 0.0, 1.0) * TEXTURE_WIDTH).astype(np.int64), TEXTURE_WIDTH - 1)
+    # clip before the cast (microscopic spheres can push u to ±inf); u = 1 belongs to the last texel
+    texel = np.clip(np.asarray(u) * TEXTURE_WIDTH, 0.0, TEXTURE_WIDTH - 0.5).astype(np.intp)
     return STRIPE_COLOURED[texel]
 
 
@@ -416,9 +416,9 @@ def _render_chunk(
     found = _candidates(tables, spheres)
     t = _hit_distance(found.along, spheres.outside[found.inst][:, None]).reshape(-1)
     hit = np.flatnonzero(t < np.inf)
-    pair, slot = np.divmod(hit, found.along.shape[1])
-    inst, pixel = found.inst[pair], tables.fine_pixels[found.block[pair], slot]
-    key = spheres.frame[inst] * (H * W) + pixel
+    inst = found.inst[hit // found.along.shape[1]]
+    keys = (spheres.frame[found.inst] * (H * W))[:, None] + tables.fine_pixels[found.block]
+    key = keys.reshape(-1)[hit]
     win = _nearest(key, t[hit], tables.zbuffer(alpha.size))
     key, inst = key[win], inst[win]
     rgb[key] = _shade(t[hit[win]], found.across.reshape(-1)[hit[win]], inst, spheres)
