@@ -258,8 +258,8 @@ def render_targets_command(
         f"{len(result.rendered)} episodes, skipped {len(result.skipped)} already done, failed "
         f"{len(result.failed)} → {dataset}"
     )
-    for episode_id, error in result.failed.items():
-        err_console.print(f"[red]failed[/] {escape(episode_id)}: {escape(error)}", highlight=False)
+    for error in result.failed.values():  # each names its episode
+        err_console.print(f"[red]failed[/] {escape(error)}", highlight=False)
     if export_png is not None and result.ok:
         exported = export_genima_png(dataset, export_png, cameras=_names(cameras), progress=True)
         summary["export"] = {"roots": [str(r) for r in exported.roots], "untiled": exported.untiled}

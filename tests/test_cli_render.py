@@ -77,3 +77,18 @@ def test_preview_writes_a_png_of_the_first_episode_by_default(run_cli, demo_h5, 
     assert (tmp_path / "sheet.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     bad = run_cli("preview", demo_h5, "--episode", "episode7", "--out", tmp_path / "x.png")
     assert bad.exit_code == 1 and "no episode 'episode7'" in bad.stderr
+
+
+def test_a_bad_episode_fails_alone_and_exits_1(run_cli, tmp_path):
+    from genima_data.demo import demo_episode, demo_manifest
+    from genima_data.store import create_dataset
+
+    ds = create_dataset(tmp_path / "d_h5", demo_manifest(32))
+    ds.write_episode(demo_episode(0, frames=1, size=32))  # no future frame to draw
+    ds.write_episode(demo_episode(1, frames=6, size=32))
+    ds.commit()
+    result = run_cli("render-targets", tmp_path / "d_h5", "--cameras", "front")
+    assert result.exit_code == 1
+    assert "failed episode episode0: length: episode has 1 frame" in " ".join(result.stderr.split())
+    with open_dataset(tmp_path / "d_h5") as done, done.episode("episode1") as ep:
+        assert ep.target_names == ["front"]
