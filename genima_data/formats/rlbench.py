@@ -14,7 +14,10 @@ Field map (RLBench → logical tree):
   gripper_open, "hold") and ``extras/rlbench/missing/misc/joint_position_action`` marks it (2 = absent key).
 * ``misc['<cam>_camera_{intrinsics,extrinsics,near,far}']`` → OpenCV K and T_world_camera
   (`rlbench_camera_to_opencv`). Cameras whose pose is constant over the first episode go into the manifest;
-  moving ones (the wrist camera, mounted on ``panda_hand``) get ``cameras/<cam>/extrinsics`` per frame.
+  moving ones get ``cameras/<cam>/extrinsics`` per frame (what `geometry.camera.camera_poses`, and so
+  rendering, uses). The wrist camera is mounted on the robot's ``ee_link``, the link ``robot/ee_pose``
+  records, with ``T_link_camera`` = ``inv(gripper_matrix) @ T_world_camera`` of the first frame (RLBench's
+  wrist camera is rigid on the hand to 1e-6).
 * Depth PNGs → float32 metres with each frame's near/far; mask PNGs → int32 handles.
 * Everything else an Observation or Demo carries lands in ``extras/rlbench/<attribute>`` or
   ``extras/rlbench/misc/<key>`` (per-frame arrays) or in ``EpisodeMeta.extras["rlbench"]`` (types, key
@@ -68,15 +71,25 @@ from genima_data.geometry.camera import (
     opencv_camera_to_rlbench,
     rlbench_camera_to_opencv,
 )
+from genima_data.geometry.transforms import invert_transform
 from genima_data.robots import franka_panda
-from genima_data.schema import Camera, EpisodeMeta, EpisodeSource, Manifest, Task, natural_key, parse_model
+from genima_data.schema import (
+    Camera,
+    EpisodeMeta,
+    EpisodeSource,
+    Manifest,
+    Robot,
+    Task,
+    natural_key,
+    parse_model,
+)
 
 DEFAULT_FPS = 20.0  # RLBench records one observation per 0.05 s simulation step (CoppeliaSim's default)
 PANDA_JOINT1_HEIGHT = 0.333  # m: joint 1 above the Panda's base (Franka's d1)
 RLBENCH_PANDA_BASE = (-0.26796156, -0.00639182, 0.75003237)  # m, measured from joint_poses (notes)
 STATIC_TOLERANCE = 1e-6  # m / rotation entries: a camera this still over an episode is static
 INTRINSICS_TOLERANCE = 1e-9  # relative
-DEFAULT_MOUNTS = {"wrist": "panda_hand"}
+WRIST_CAMERA = "wrist"  # mounted on the robot's ee_link unless the camera_mounts option says otherwise
 
 EXTRAS = "extras/rlbench"
 MISSING = "extras/rlbench/missing"  # uint8 per frame: 0 present, 1 None, 2 key absent
@@ -311,7 +324,7 @@ def _constant_map(value: Callable[[_Context], Any], kind: str, dtype: Any = np.f
 def _base_frame_map(manifest: Manifest) -> FieldMap:
     """RLBench's world-frame gripper_matrix as ``robot/ee_pose`` in the robot's base frame (DESIGN.md)."""
     T_world_base = np.asarray(manifest.robot.T_world_base, dtype=np.float64)
-    T_base_world = np.linalg.inv(T_world_base)
+    T_base_world = invert_transform(T_world_base)
 
     def from_store(arrays: Mapping[str, ArraySource], ctx: _Context) -> np.ndarray | None:
         ee_pose = _load(arrays, "robot/ee_pose")
@@ -599,7 +612,7 @@ class RLBenchReader:
 
     Options: `fps` (RLBench records none; 20 Hz is its 0.05 s step), `moving_cameras` (camera names to keep
     per-frame poses for even when they look static), `camera_mounts` (camera → robot link for moving
-    cameras; default wrist → panda_hand).
+    cameras; default wrist → the robot's ee_link, with T_link_camera from gripper_matrix).
     """
 
     def __init__(
@@ -625,7 +638,7 @@ class RLBenchReader:
             )
         self._fps = fps
         self._moving = set(moving_cameras)
-        self._mounts = {**DEFAULT_MOUNTS, **(camera_mounts or {})}
+        self._mounts = dict(camera_mounts or {})
         self._descriptions: dict[tuple[str, int], list[str] | FormatError] = {}
         self._manifest = self._build_manifest()
         self._maps = field_maps(self._manifest)
@@ -658,7 +671,7 @@ class RLBenchReader:
                 first_error = first_error or exc
         raise first_error  # type: ignore[misc]
 
-    def _camera(self, name: str, columns: Mapping[str, Column], episode_dir: Path) -> Camera:
+    def _camera(self, name: str, columns: Mapping[str, Column], episode_dir: Path, robot: Robot) -> Camera:
         K_rlbench = _first_value(columns, f"misc/{name}_camera_intrinsics")
         extrinsics = columns[f"misc/{name}_camera_extrinsics"]
         if K_rlbench is None or extrinsics.kind != "ndarray":
@@ -681,21 +694,29 @@ class RLBenchReader:
         )
         if first_png is not None:
             width, height = png_size(first_png)
+        default_mount = robot.ee_link if name == WRIST_CAMERA else None
+        mount = "world" if static else self._mounts.get(name, default_mount or "world")
+        gripper_world = _first_value(columns, "gripper_matrix")
+        T_link_camera = None
+        if mount == robot.ee_link and gripper_world is not None:  # gripper_matrix is the ee link's world pose
+            T_link_camera = (invert_transform(gripper_world) @ T_frames[0]).tolist()
         return Camera(
             name=name,
             width=width,
             height=height,
             K=K.tolist(),
-            mount="world" if static else self._mounts.get(name, "world"),
+            mount=mount,
             T_world_camera=T_frames[0].tolist() if static else None,
+            T_link_camera=T_link_camera,
             depth_range=None if near is None or far is None else (float(near), float(far)),
         )
 
     def _build_manifest(self) -> Manifest:
         loc, columns = self._first_demo()
         episode_dir = loc.folder(self.root)
-        cameras = [self._camera(name, columns, episode_dir) for name in camera_names(columns)]
         joint_poses = _first_value(columns, "misc/joint_poses")
+        robot = franka_panda(rlbench_base_pose(None if joint_poses is None else joint_poses[0]))
+        cameras = [self._camera(name, columns, episode_dir, robot) for name in camera_names(columns)]
         tasks: dict[str, list[str]] = {}
         by_variation: dict[str, dict[str, list[str]]] = {}
         for task in dict.fromkeys(loc.task for loc in self._locations.values()):
@@ -709,7 +730,7 @@ class RLBenchReader:
             name=self.root.resolve().name or "rlbench",
             description="RLBench demonstrations",
             fps=self._fps,
-            robot=franka_panda(rlbench_base_pose(None if joint_poses is None else joint_poses[0])),
+            robot=robot,
             cameras=cameras,
             tasks=[Task(name=name, instructions=instructions) for name, instructions in tasks.items()],
             provenance=f"rlbench:{self.root.resolve().name}",

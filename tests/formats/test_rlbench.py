@@ -150,13 +150,27 @@ def test_cameras_are_converted_to_opencv_static_into_the_manifest_wrist_per_fram
     )
     assert front.depth_range == (raw[0].misc["front_camera_near"], raw[0].misc["front_camera_far"])
     wrist = cameras["wrist"]
-    assert wrist.mount == "panda_hand" and wrist.T_world_camera is None
+    assert wrist.mount == reader.manifest.robot.ee_link == "panda_grasptarget"
+    assert wrist.T_world_camera is None
     with reader.episode("reach_target_v0_e3") as ep:
         wrist_poses = ep.load("cameras/wrist/extrinsics")
         assert not any(p.startswith("cameras/front/extrinsics") for p in ep.paths())
     assert np.array_equal(
         wrist_poses, np.stack([o.misc["wrist_camera_extrinsics"] for o in raw]) @ OPENCV_FROM_RLBENCH
     )
+
+
+def test_wrist_camera_rides_on_the_ee_link_and_rendering_uses_its_recorded_poses(rlbench_dir):
+    from genima_data.geometry.camera import camera_poses
+
+    reader = RLBenchReader(rlbench_dir)
+    wrist, T_world_base = reader.manifest.camera("wrist"), np.array(reader.manifest.robot.T_world_base)
+    with reader.episode("reach_target_v0_e8") as ep:
+        recorded = ep.load("cameras/wrist/extrinsics")
+        from_link = T_world_base @ ep.load("robot/ee_pose") @ wrist.T_link_camera_array()
+        assert np.array_equal(camera_poses(reader.manifest, ep, "wrist"), recorded)
+    # T_link_camera comes from episode 3's first frame and holds in every frame of another episode
+    assert np.allclose(from_link, recorded, atol=1e-5)
 
 
 def test_manifest_camera_projects_the_gripper_where_rlbench_does(rlbench_dir):
@@ -236,6 +250,25 @@ def test_edited_store_arrays_win_over_kept_rlbench_source_values(rlbench_dir, tm
         written[6].misc["joint_position_action"], original[6].misc["joint_position_action"].astype(np.float32)
     )
     assert "joint_position_action" not in written[0].misc
+
+
+def test_edited_ee_pose_exports_as_the_world_frame_gripper_matrix(rlbench_dir, tmp_path):
+    store = tmp_path / "s_h5"
+    convert(rlbench_dir, store, to="hdf5", episodes=["reach_target_v0_e9"])
+    ds = open_dataset(store, mode="a")
+    T_world_base = np.array(ds.manifest.robot.T_world_base)
+    with ds.episode("reach_target_v0_e9") as ep:
+        ee_pose = ep.load("robot/ee_pose")
+    ee_pose[5, :3, 3] += [0.01, 0.0, -0.02]  # moved in the base frame
+    ds.add_arrays("reach_target_v0_e9", {"robot/ee_pose": ee_pose}, replace=True)
+    convert(store, tmp_path / "out", to="rlbench")
+    written = load_pickle(episode_dir(tmp_path / "out", 9) / "low_dim_obs.pkl")
+    original = raw_demo(rlbench_dir, 9)
+    assert np.allclose(written[5].gripper_matrix, T_world_base @ ee_pose[5], atol=1e-12)
+    assert not np.allclose(written[5].gripper_matrix, original[5].gripper_matrix, atol=1e-3)
+    assert np.array_equal(written[6].gripper_matrix, original[6].gripper_matrix)
+    with RLBenchReader(tmp_path / "out").episode("reach_target_v0_e9") as ep:
+        assert np.allclose(ep.load("robot/ee_pose"), ee_pose, atol=1e-12)
 
 
 @pytest.fixture
