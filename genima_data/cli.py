@@ -252,6 +252,52 @@ def validate(
     raise typer.Exit(result.exit_code)
 
 
+# ---------------------------------------------------------------- stats (branch `vendor`)
+@app.command()
+def stats(
+    dataset: Path = typer.Argument(..., help="A genima-data dataset (HDF5 directory or .zarr)."),
+    report: Path | None = typer.Option(None, "--json", help="Also write the statistics as JSON here."),
+    image_frames: int = typer.Option(4, min=0, help="Frames per episode and camera sampled for image stats."),
+    workers: int = typer.Option(1, "--workers", "-w", min=1, help="Processes reading episodes."),
+    store: bool = typer.Option(True, "--store/--no-store", help="Keep the statistics in the dataset."),
+) -> None:
+    """Per-channel min, max, mean, std, q01, q99 of joints, gripper, actions and images (exact, mergeable)."""
+    from genima_data.stats import compute_stats, save_stats, stats_renderable
+
+    result = compute_stats(dataset, image_frames=image_frames, workers=workers, progress=True)
+    if store:
+        save_stats(dataset, result)
+    if report is not None:
+        result.write_json(report)
+    console.print(stats_renderable(result))
+
+
+# ---------------------------------------------------------------- split (branch `vendor`)
+@app.command()
+def split(
+    dataset: Path = typer.Argument(..., help="A genima-data dataset (HDF5 directory or .zarr)."),
+    val: float = typer.Option(0.1, "--val", help="Fraction of episodes for validation."),
+    seed: int = typer.Option(0, "--seed", help="Random seed (same seed, same split)."),
+    stratify: bool = typer.Option(True, "--stratify/--no-stratify", help="Balance tasks and variations."),
+) -> None:
+    """Record train/val episode lists in the dataset's manifest (by episode, stratified, reproducible)."""
+    from rich.table import Table
+
+    from genima_data.splits import split_dataset, split_table_rows
+    from genima_data.store import open_dataset
+
+    splits = split_dataset(dataset, val_fraction=val, seed=seed, stratify=stratify)
+    with open_dataset(dataset) as ds:
+        rows = split_table_rows(ds.manifest.episodes, splits)
+    table = Table(title=f"split of {dataset} (val {val}, seed {seed})")
+    for column in ("task / variation", "train", "val"):
+        table.add_column(column, justify="left" if column.startswith("task") else "right")
+    for name, n_train, n_val in rows:
+        table.add_row(name, str(n_train), str(n_val))
+    table.add_row("[bold]total", str(len(splits["train"])), str(len(splits["val"])))
+    console.print(table)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: one-line errors and exit codes; tracebacks only with --debug."""
     args = list(sys.argv[1:] if argv is None else argv)
