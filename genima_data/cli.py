@@ -88,6 +88,9 @@ def convert(
     calibration: Path | None = typer.Option(
         None, "--calibration", help="Calibration file for sources without one (ALOHA, raw)."
     ),
+    mapping: Path | None = typer.Option(
+        None, "--mapping", help="Mapping file of a raw recording (--from raw; see examples/vendor)."
+    ),
     reader_opt: list[str] = typer.Option([], "--reader-opt", help="Extra reader option KEY=VALUE."),
     writer_opt: list[str] = typer.Option([], "--writer-opt", help="Extra writer option KEY=VALUE."),
     engine: str = typer.Option("local", "--engine", help="local (process pool) or ray."),
@@ -101,6 +104,8 @@ def convert(
     writer_options = _parse_options(writer_opt, "--writer-opt")
     if calibration is not None:
         reader_options["calibration"] = str(calibration)
+    if mapping is not None:
+        reader_options["mapping"] = str(mapping)
     if codec is not None:
         writer_options["image_codec"] = codec
     result = run_convert(

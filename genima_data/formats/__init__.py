@@ -56,6 +56,7 @@ class Format:
 BUILTIN: dict[str, str] = {
     "zarr": "genima_data.formats.store:ZARR",
     "hdf5": "genima_data.formats.store:HDF5",
+    "raw": "genima_data.formats.raw:RAW",
 }
 _REGISTERED: dict[str, Format] = {}
 
