@@ -17,6 +17,7 @@ the calibration written next to the data, see the arm where it is.
 
 from __future__ import annotations
 
+import itertools
 import json
 import sys
 from pathlib import Path
@@ -25,7 +26,12 @@ import cv2
 import numpy as np
 import yaml
 
-from genima_data.demo import demo_episode, demo_manifest
+from genima_data.demo import demo_episode, demo_manifest, look_at
+from genima_data.geometry.camera import CameraModel
+from genima_data.geometry.kinematics import load_kinematics
+from genima_data.geometry.transforms import invert_transform
+from genima_data.robots import ur5e
+from genima_data.schema import Camera, Distortion
 
 VENDOR_A_CAMERAS = {"front": 0.0, "right_shoulder": 0.004}  # camera -> clock offset, seconds
 VENDOR_A_LOG_HZ = 100.0
@@ -98,9 +104,147 @@ def write_vendor_a(root: str | Path, *, episodes: int = 2, frames: int = 30, siz
     return root
 
 
+# ------------------------------------------------------------------------------------------- vendor B
+VENDOR_B_FPS = 15.0
+VENDOR_B_LOG_HZ = 125.0  # UR RTDE
+VENDOR_B_GRIPPER_HZ = 30.0
+UR5E_HOME = np.array([np.pi, -1.2, 1.8, -2.2, -1.57, 0.0])  # tool above the table, pointing down
+VENDOR_B_TASK = ("press_button", ["press the green button", "push the button down"])
+
+
+def vendor_b_cameras(width: int = 64, height: int = 48) -> list[Camera]:
+    """A front camera (Kalibr cam0) and a side camera with mild radial-tangential distortion (cam1)."""
+    f = width / (2 * np.tan(np.deg2rad(70) / 2))
+    K = [[f, 0.0, (width - 1) / 2], [0.0, f, (height - 1) / 2], [0.0, 0.0, 1.0]]
+    poses = {"front": ((1.3, 0.3, 0.8), (0.3, 0.05, 0.3)), "side": ((0.4, 1.1, 0.7), (0.3, 0.05, 0.3))}
+    lenses = {
+        "front": Distortion(model="none"),
+        "side": Distortion(model="opencv", coeffs=[-0.05, 0.01, 0.0, 0.0]),
+    }
+    return [
+        Camera(
+            name=n, width=width, height=height, K=K, distortion=lenses[n], T_world_camera=look_at(*p).tolist()
+        )
+        for n, p in poses.items()
+    ]
+
+
+def kalibr_camchain(cameras: list[Camera]) -> dict:
+    """Kalibr camchain YAML: cam0 is the first camera; T_cn_cnm1 maps camera n-1's points into camera n's."""
+    chain = {}
+    for n, cam in enumerate(cameras):
+        K = np.asarray(cam.K)
+        coeffs = list(cam.distortion.coeffs) or [0.0] * 4
+        entry = {
+            "camera_model": "pinhole",
+            "intrinsics": [float(K[0, 0]), float(K[1, 1]), float(K[0, 2]), float(K[1, 2])],
+            "distortion_model": "radtan",
+            "distortion_coeffs": coeffs,
+            "resolution": [cam.width, cam.height],
+            "rostopic": f"/{cam.name}/image_raw",
+        }
+        if n:
+            T_prev, T_this = cameras[n - 1].T_world_camera_array(), cam.T_world_camera_array()
+            entry["T_cn_cnm1"] = (invert_transform(T_this) @ T_prev).tolist()
+        chain[f"cam{n}"] = entry
+    return chain
+
+
+def ur5e_trajectory(rng: np.random.Generator, duration: float):
+    """q(t) radians: minimum-jerk from home to a random reach and back halfway through."""
+    goal = UR5E_HOME + rng.uniform([-0.4, -0.1, -0.3, -0.2, -0.2, -0.5], [0.4, 0.1, 0.2, 0.2, 0.2, 0.5])
+
+    def q(t: np.ndarray) -> np.ndarray:
+        s = np.clip(np.asarray(t) / (0.5 * duration), 0, 2)
+        s = np.where(s > 1, 2 - s, s)
+        s = 10 * s**3 - 15 * s**4 + 6 * s**5
+        return UR5E_HOME + s[:, None] * (goal - UR5E_HOME)
+
+    return q
+
+
+def render_arm(camera: Camera, points_world: np.ndarray, gripper_closed: bool) -> np.ndarray:
+    """The arm as a stick figure through its joint origins, drawn where the calibrated camera sees them."""
+    model = CameraModel.from_calibration(camera)
+    T_camera_world = invert_transform(camera.T_world_camera_array())
+    points_camera = points_world @ T_camera_world[:3, :3].T + T_camera_world[:3, 3]
+    uv, in_front = model.project_points(points_camera)
+    rows = np.linspace(0.0, 1.0, camera.height)[:, None, None]
+    image = np.broadcast_to(
+        np.array([70, 80, 95]) + rows * np.array([90, 85, 70]), (camera.height, camera.width, 3)
+    )
+    image = np.ascontiguousarray(image, dtype=np.uint8)
+    scale = 16  # draw with sub-pixel precision
+    pixels = [
+        tuple(round(float(c) * scale) for c in p) if ok else None for p, ok in zip(uv, in_front, strict=True)
+    ]
+    for a, b in itertools.pairwise(pixels):
+        if a is not None and b is not None:
+            cv2.line(image, a, b, (225, 225, 220), 2, cv2.LINE_AA, shift=4)
+    colour = (240, 200, 40) if gripper_closed else (60, 200, 235)
+    if pixels[-1] is not None:
+        cv2.circle(image, pixels[-1], 3 * scale, colour, -1, cv2.LINE_AA, shift=4)
+    return image
+
+
+def _write_mp4(path: Path, frames: list[np.ndarray], fps: float) -> None:
+    import av
+
+    with av.open(str(path), "w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=int(fps), options={"crf": "18", "g": "5"})
+        stream.height, stream.width = frames[0].shape[:2]
+        stream.pix_fmt = "yuv420p"
+        for frame in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+def write_vendor_b(root: str | Path, *, episodes: int = 2, frames: int = 30, seed: int = 0) -> Path:
+    """The UR5e layout (see the module docstring); returns the recording's root folder."""
+    root = Path(root)
+    cameras = vendor_b_cameras()
+    _dump_yaml(root / "calib" / "camchain.yaml", kalibr_camchain(cameras))
+    kinematics = load_kinematics(ur5e())
+    for index in range(episodes):
+        rng = np.random.default_rng([seed, index])
+        folder = root / "recordings" / f"run_{index + 1:04d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        duration = frames / VENDOR_B_FPS
+        q_of = ur5e_trajectory(rng, duration)
+        grasp = (0.35 * duration, 0.7 * duration)  # the gripper closes on the button, then opens
+
+        def closed(t: np.ndarray, grasp: tuple = grasp) -> np.ndarray:
+            return (t >= grasp[0]) & (t < grasp[1])
+
+        frame_times = np.arange(frames) / VENDOR_B_FPS
+        q = q_of(frame_times)
+        chain = np.concatenate(
+            [kinematics.joint_frames(q)[..., :3, 3], kinematics.ee_pose(q)[:, None, :3, 3]], 1
+        )
+        for cam in cameras:
+            images = [render_arm(cam, chain[t], bool(closed(frame_times[t]))) for t in range(frames)]
+            _write_mp4(folder / f"{cam.name}.mp4", images, VENDOR_B_FPS)
+        log_times = np.arange(-0.024, duration + 0.024, 1 / VENDOR_B_LOG_HZ)
+        np.savez(folder / "robot.npz", t_us=np.round(log_times * 1e6).astype(np.int64), q=q_of(log_times))
+        gripper_times = np.arange(-0.02, duration + 0.02, 1 / VENDOR_B_GRIPPER_HZ)
+        lines = [json.dumps({"t": round(float(t), 6), "closed": bool(closed(t))}) for t in gripper_times]
+        (folder / "gripper.jsonl").write_text("\n".join(lines) + "\n")
+        task, instructions = VENDOR_B_TASK
+        info = {
+            "task": task,
+            "instruction": instructions[index % 2],
+            "success": index % 3 != 2,
+            "variation": 0,
+        }
+        _dump_yaml(folder / "info.yaml", info)
+    return root
+
+
 def main(out: Path) -> None:
-    a = write_vendor_a(out / "vendor_a")
-    print(f"wrote {a}")
+    for path in (write_vendor_a(out / "vendor_a"), write_vendor_b(out / "vendor_b")):
+        print(f"wrote {path}")
 
 
 if __name__ == "__main__":
