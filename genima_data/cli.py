@@ -303,6 +303,76 @@ def split(
     console.print(table)
 
 
+# ---------------------------------------------------------------- deliver / verify (branch `vendor`)
+@app.command()
+def deliver(
+    dataset: Path = typer.Argument(..., help="The dataset to deliver (HDF5 directory or .zarr)."),
+    out: Path = typer.Argument(
+        ..., help="Delivery folder to write (new, empty, or a delivery of the same data)."
+    ),
+    allow_warnings: bool = typer.Option(
+        False, "--allow-warnings", help="Deliver despite validation warnings."
+    ),
+    render_targets: bool = typer.Option(
+        False, "--render-targets", help="Render missing sphere targets into the delivered copy."
+    ),
+    info: Path | None = typer.Option(
+        None,
+        "--info",
+        help="YAML with datasheet answers: motivation, collection, uses, maintenance, contact.",
+    ),
+    workers: int = typer.Option(1, "--workers", "-w", min=1, help="Processes for validation and statistics."),
+) -> None:
+    """Validate, compute statistics, write DATASHEET.md, previews and checksums.sha256: a checkable bundle."""
+    from genima_data.deliver import DeliveryError, load_info
+    from genima_data.deliver import deliver as run_deliver
+
+    try:
+        result = run_deliver(
+            dataset,
+            out,
+            allow_warnings=allow_warnings,
+            render_targets=render_targets,
+            info=load_info(info) if info is not None else None,
+            workers=workers,
+            progress=True,
+        )
+    except DeliveryError as exc:
+        if exc.message.startswith("validation found"):
+            console.print("[red]delivery stopped:[/] see `genima-data validate` for every finding")
+        raise
+    console.print(f"delivered {dataset} → {out}: {result.files} files in checksums.sha256")
+    for item in result.pending:
+        console.print(f"[yellow]pending:[/] {escape(item)}", highlight=False)
+
+
+@app.command()
+def verify(
+    out: Path = typer.Argument(..., help="A delivery folder written by `genima-data deliver`."),
+    report: Path | None = typer.Option(None, "--json", help="Write the verification result as JSON here."),
+    workers: int = typer.Option(1, "--workers", "-w", min=1, help="Processes for validation."),
+) -> None:
+    """Re-check every checksum (streamed) and re-validate the dataset: exit 0 intact, 1 not."""
+    from genima_data.deliver import verify as run_verify
+
+    result = run_verify(out, workers=workers, progress=True)
+    if report is not None:
+        _write_json(report, result.to_dict())
+    sums = result.checksums
+    console.print(f"checksums: {sums.checked} files checked", highlight=False)
+    for kind in ("changed", "missing", "unlisted"):
+        for name in getattr(sums, kind):
+            err_console.print(f"[red]{kind}:[/] {escape(name)}", highlight=False)
+    if result.report is not None:
+        console.print(result.report.verdict())
+    else:
+        err_console.print(f"[red]cannot validate:[/] {escape(str(result.unreadable))}", highlight=False)
+    console.print(
+        "[bold green]delivery verified[/]" if result.ok else "[bold red]delivery does NOT verify[/]"
+    )
+    raise typer.Exit(EXIT_OK if result.ok else EXIT_ERROR)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: one-line errors and exit codes; tracebacks only with --debug."""
     args = list(sys.argv[1:] if argv is None else argv)
