@@ -27,6 +27,7 @@ import numpy as np
 import yaml
 
 from genima_data.demo import demo_episode, demo_manifest, look_at
+from genima_data.formats.video import VideoSettings, VideoWriter
 from genima_data.geometry.camera import CameraModel
 from genima_data.geometry.kinematics import load_kinematics
 from genima_data.geometry.transforms import invert_transform
@@ -108,6 +109,7 @@ def write_vendor_a(root: str | Path, *, episodes: int = 2, frames: int = 30, siz
 VENDOR_B_FPS = 15.0
 VENDOR_B_LOG_HZ = 125.0  # UR RTDE
 VENDOR_B_GRIPPER_HZ = 30.0
+VENDOR_B_VIDEO = VideoSettings(vcodec="libx264", crf=18, gop=5)  # H.264, as recorders write it
 UR5E_HOME = np.array([np.pi, -1.2, 1.8, -2.2, -1.57, 0.0])  # tool above the table, pointing down
 VENDOR_B_TASK = ("press_button", ["press the green button", "push the button down"])
 
@@ -187,20 +189,6 @@ def render_arm(camera: Camera, points_world: np.ndarray, gripper_closed: bool) -
     return image
 
 
-def _write_mp4(path: Path, frames: list[np.ndarray], fps: float) -> None:
-    import av
-
-    with av.open(str(path), "w", format="mp4") as container:
-        stream = container.add_stream("libx264", rate=int(fps), options={"crf": "18", "g": "5"})
-        stream.height, stream.width = frames[0].shape[:2]
-        stream.pix_fmt = "yuv420p"
-        for frame in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-
-
 def write_vendor_b(root: str | Path, *, episodes: int = 2, frames: int = 30, seed: int = 0) -> Path:
     """The UR5e layout (see the module docstring); returns the recording's root folder."""
     root = Path(root)
@@ -224,8 +212,12 @@ def write_vendor_b(root: str | Path, *, episodes: int = 2, frames: int = 30, see
             [kinematics.joint_frames(q)[..., :3, 3], kinematics.ee_pose(q)[:, None, :3, 3]], 1
         )
         for cam in cameras:
-            images = [render_arm(cam, chain[t], bool(closed(frame_times[t]))) for t in range(frames)]
-            _write_mp4(folder / f"{cam.name}.mp4", images, VENDOR_B_FPS)
+            video = VideoWriter(
+                folder / f"{cam.name}.mp4", VENDOR_B_FPS, cam.width, cam.height, VENDOR_B_VIDEO
+            )
+            for t in range(frames):
+                video.write(render_arm(cam, chain[t], bool(closed(frame_times[t]))))
+            video.close()
         log_times = np.arange(-0.024, duration + 0.024, 1 / VENDOR_B_LOG_HZ)
         np.savez(folder / "robot.npz", t_us=np.round(log_times * 1e6).astype(np.int64), q=q_of(log_times))
         gripper_times = np.arange(-0.02, duration + 0.02, 1 / VENDOR_B_GRIPPER_HZ)

@@ -43,6 +43,7 @@ from genima_data.formats.raw_mapping import (
     load_mapping,
 )
 from genima_data.formats.tables import Table, read_table
+from genima_data.formats.video import VideoReader, import_av
 from genima_data.progress import stderr_console
 from genima_data.robots import robot_preset
 from genima_data.schema import (
@@ -60,6 +61,7 @@ from genima_data.schema import (
 JOINT_LIMIT_MARGIN_RAD = 0.05  # readings this far beyond a limit are not a unit mistake
 RADIAN_RANGE = 2 * np.pi  # a degree log whose every value lies within ±2π is almost surely radians
 REPORTED_FRAMES = 100  # frames listed per stream in extras.raw_import
+VIDEO_TIME_TOLERANCE_S = 1e-4  # a video frame is fetched by its presentation time, up to rounding
 
 
 # ------------------------------------------------------------------------------------------- timing
@@ -233,53 +235,18 @@ class CameraStream:
     close: Any = lambda: None
 
 
-class VideoFrames:
-    """Frames of a video file decoded in order; a request behind the decoder restarts it (writers read
-    frames in order, so each frame is decoded once)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._container: Any = None
-        self._decoder: Any = None
-        self._next = 0
-
-    @staticmethod
-    def _open(path: Path) -> Any:
-        try:
-            import av
-        except ImportError:  # pragma: no cover - the formats extra is installed in tests
-            raise FormatError("video needs PyAV: pip install 'genima-data[formats]'", file=path) from None
-        try:
-            return av.open(str(path))
-        except av.error.FFmpegError as exc:
-            raise FormatError(f"cannot open video: {exc}", file=path) from None
-
-    @classmethod
-    def probe(cls, path: Path) -> tuple[np.ndarray, tuple[int, int, int]]:
-        """Presentation times (s) of every frame, sorted, and the frame shape, without decoding."""
-        with cls._open(path) as container:
+def probe_video(path: Path) -> tuple[np.ndarray, tuple[int, int, int]]:
+    """Presentation times (s) of every frame of a video, sorted, and its frame shape, without decoding."""
+    av = import_av("reading video")
+    try:
+        with av.open(str(path)) as container:
             if not container.streams.video:
                 raise FormatError("file has no video stream", file=path)
             stream = container.streams.video[0]
             pts = sorted(p.pts for p in container.demux(stream) if p.pts is not None)
             return np.asarray(pts, np.float64) * float(stream.time_base), (stream.height, stream.width, 3)
-
-    def frame(self, index: int) -> np.ndarray:
-        if self._decoder is None or index < self._next:
-            self.close()
-            self._container = self._open(self.path)
-            self._decoder = self._container.decode(video=0)
-            self._next = 0
-        for frame in self._decoder:
-            self._next += 1
-            if self._next - 1 == index:
-                return frame.to_ndarray(format="rgb24")
-        raise FormatError(f"video ends before frame {index}", file=self.path)
-
-    def close(self) -> None:
-        if self._container is not None:
-            self._container.close()
-        self._container, self._decoder = None, None
+    except av.error.FFmpegError as exc:
+        raise FormatError(f"cannot read video: {exc}", file=path) from None
 
 
 def _image_files(folder: Path, pattern: str, *, field: str) -> list[Path]:
@@ -467,11 +434,13 @@ class RawReader:
             path = folder / spec.video
             if not path.is_file():
                 raise FormatError("video file not found", file=path, field=f"{field}.video")
-            times, shape = VideoFrames.probe(path)
-            video = VideoFrames(path)
-            stream = CameraStream(
-                name, path, times, shape, video.frame, lambda i: f"{path}#frame{i}", video.close
-            )
+            times, shape = probe_video(path)
+            video = VideoReader(path)
+
+            def load(i: int, video: VideoReader = video, pts: np.ndarray = times) -> np.ndarray:
+                return video.frame_at(float(pts[i]), VIDEO_TIME_TOLERANCE_S)  # by its own timestamp
+
+            stream = CameraStream(name, path, times, shape, load, lambda i: f"{path}#frame{i}", video.close)
         else:
             files = _image_files(folder, str(spec.images), field=f"{field}.images")
             times = np.zeros(len(files))
