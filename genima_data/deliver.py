@@ -114,6 +114,8 @@ def read_checksums(root: Path) -> dict[str, str]:
         digest, sep, name = line.partition("  ")
         if not sep or len(digest) != 64 or not all(c in "0123456789abcdef" for c in digest):
             raise DeliveryError(f"line {number} is not '<sha256>  <path>'", file=path)
+        if name.startswith("/") or ".." in Path(name).parts:
+            raise DeliveryError(f"line {number} names a file outside the delivery: {name}", file=path)
         entries[name] = digest
     return entries
 
@@ -172,7 +174,7 @@ def _gate(report: ValidationReport, allow_warnings: bool, dataset: Path) -> None
 
 
 def _copy_dataset(source: Path, destination: Path, *, progress: bool) -> None:
-    files = [p for p in source.rglob("*") if p.is_file()]
+    files = [p for p in source.rglob("*") if p.is_file() and not p.name.startswith(TMP_PREFIX)]
     with progress_bar(len(files), "copying dataset", enabled=progress) as advance:
         for path in files:
             target = destination / path.relative_to(source)

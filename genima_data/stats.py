@@ -109,10 +109,13 @@ class Histogram:
         """The histogram of the pooled samples (exact: values united, counts added)."""
         if len(histograms) == 1:
             return histograms[0]
-        values, inverse = np.unique(np.concatenate([h.values for h in histograms]), return_inverse=True)
-        counts = np.zeros(len(values), np.int64)
-        np.add.at(counts, inverse, np.concatenate([h.counts for h in histograms]))
-        return Histogram(values, counts, sum(h.non_finite for h in histograms))
+        values = np.concatenate([h.values for h in histograms])
+        order = np.argsort(values, kind="stable")  # timsort: linear in the already sorted runs
+        values, counts = values[order], np.concatenate([h.counts for h in histograms])[order]
+        starts = np.flatnonzero(np.concatenate([[True], values[1:] != values[:-1]]))
+        return Histogram(
+            values[starts], np.add.reduceat(counts, starts), sum(h.non_finite for h in histograms)
+        )
 
     def __eq__(self, other: object) -> bool:
         return (
@@ -148,14 +151,14 @@ class Histogram:
     def mean(self) -> float | None:
         if not self.count:
             return None
-        return math.fsum(self.values * self.counts) / self.count
+        return math.fsum((self.values * self.counts).tolist()) / self.count
 
     @cached_property
     def std(self) -> float | None:
         """Population standard deviation (ddof 0)."""
         if not self.count:
             return None
-        return math.sqrt(math.fsum(self.counts * (self.values - self.mean) ** 2) / self.count)
+        return math.sqrt(math.fsum((self.counts * (self.values - self.mean) ** 2).tolist()) / self.count)
 
     def summary(self) -> dict[str, Any]:
         empty = not self.count

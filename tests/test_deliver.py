@@ -178,3 +178,10 @@ def test_deliver_cli_writes_the_bundle_and_lists_what_is_pending(demo_store_dir,
     assert "delivered" in result.stdout and "checksums.sha256" in result.stdout
     text = (tmp_path / "OUT" / "DATASHEET.md").read_text()
     assert "Teach a Panda to reach." in text and "Contact: data@vendor.example" in text
+
+
+def test_a_checksum_list_naming_files_outside_the_delivery_is_refused(bundle_copy):
+    listing = bundle_copy / CHECKSUMS
+    listing.write_text(listing.read_text() + f"{'0' * 64}  ../secrets.txt\n")
+    with pytest.raises(DeliveryError, match=r"checksums.sha256: line \d+ names a file outside the delivery"):
+        verify(bundle_copy)
