@@ -275,3 +275,33 @@ def test_convert_stops_on_a_bad_episode_and_leaves_no_committed_store(vendor_a, 
         )
     with pytest.raises(Exception, match="incomplete"):
         open_dataset(tmp_path / "out.zarr")
+
+
+def test_frame_times_can_come_from_the_image_file_names(vendor_a, tmp_path):
+    root, mapping = vendor_a
+    images = root / "episode_000" / "rgb_front"
+    stamps = [line.split(",")[1] for line in (images / "stamps.csv").read_text().splitlines()[1:]]
+    for t, stamp in enumerate(stamps):
+        (images / f"frame_{t:06d}.png").rename(images / f"{stamp}.png")
+    mapping["cameras"]["front"] |= {
+        "images": "rgb_front/*.png",
+        "timestamps": {"filename_pattern": r"(?P<t>\d+)\.png", "unit": "ns"},
+    }
+    with read(root, mapping, tmp_path).episode("episode_000") as episode:
+        source = demo_episode(0, frames=30, size=48)
+        np.testing.assert_allclose(episode.load("timestamps"), source.load("timestamps"), atol=1e-6)
+        assert np.array_equal(episode.frame("cameras/front/rgb", 29), source.frame("cameras/front/rgb", 29))
+
+
+def test_parallel_conversion_writes_the_same_episodes(vendor_a, tmp_path):
+    from tests.conftest import assert_episodes_equal
+
+    root, mapping = vendor_a
+    options = {"mapping": str(write_mapping(tmp_path / "m.yaml", mapping))}
+    convert(root, tmp_path / "one.zarr", source_format="raw", reader_options=options)
+    convert(root, tmp_path / "two_h5", to="hdf5", source_format="raw", reader_options=options, workers=2)
+    with open_dataset(tmp_path / "one.zarr") as one, open_dataset(tmp_path / "two_h5") as two:
+        assert one.episode_ids == two.episode_ids
+        for eid in one.episode_ids:
+            with one.episode(eid) as a, two.episode(eid) as b:
+                assert_episodes_equal(a, b)
