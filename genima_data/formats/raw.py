@@ -75,7 +75,7 @@ def check_increasing(times: np.ndarray, *, file: Path, field: str) -> None:
         i = int(np.flatnonzero(steps <= 0)[0])
         raise FormatError(
             f"timestamps are not strictly increasing: row {i + 1} (t={times[i + 1]:.6f} s) follows row {i} "
-            f"(t={times[i]:.6f} s)",
+            f"(t={times[i]:.6f} s; rows counted from 0)",
             file=file,
             field=field,
         )
@@ -513,6 +513,8 @@ class RawReader:
         gtimes = self._log_times(folder, gtable, gripper.timestamps, field="gripper")
         logs = {"joints": (jtimes, raw, jtable.path), "gripper": (gtimes, gvalues, gtable.path)}
         for name, (times, values, path) in logs.items():
+            if len(times) == 0:
+                raise FormatError("the log has no rows", file=path, field=name)
             if len(times) != len(values):
                 raise FormatError(
                     f"{len(values)} rows but {len(times)} timestamps", file=path, field=f"{name}.timestamps"
