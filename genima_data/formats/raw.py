@@ -59,6 +59,7 @@ from genima_data.schema import (
 )
 
 JOINT_LIMIT_MARGIN_RAD = 0.05  # readings this far beyond a limit are not a unit mistake
+UNIT_WORDS = {"rad": "radians", "deg": "degrees"}
 RADIAN_RANGE = 2 * np.pi  # a degree log whose every value lies within ±2π is almost surely radians
 REPORTED_FRAMES = 100  # frames listed per stream in extras.raw_import
 VIDEO_TIME_TOLERANCE_S = 1e-4  # a video frame is fetched by its presentation time, up to rounding
@@ -158,7 +159,7 @@ def joints_in_radians(
         worst = q[np.argmax(np.maximum(lower[j] - q[:, j], q[:, j] - upper[j])), j]
         if not len(outside(raw.astype(np.float64) if unit == "deg" else np.deg2rad(raw))):
             raise FormatError(
-                f"joint values look like {'radians' if other == 'rad' else 'degrees'}, not {unit}: read as "
+                f"joint values look like {UNIT_WORDS[other]}, not {UNIT_WORDS[unit]}: read as "
                 f"{unit}, {name} reaches {worst:.3f} rad, outside its limits [{robot.joint_lower[j]:.3f}, "
                 f"{robot.joint_upper[j]:.3f}]; read as {other} every joint is within limits "
                 f"(set unit: {other})",

@@ -64,7 +64,8 @@ def test_vendor_a_imports_the_demo_it_was_made_from(vendor_a, tmp_path):
     with reader.episode("episode_001") as episode:
         source = demo_episode(1, frames=30, size=48)
         assert isinstance(episode["cameras/front/rgb"], LazyFrames)  # decoded on demand
-        np.testing.assert_allclose(episode.load(JOINTS), source.load(JOINTS), atol=1e-6)  # degrees → rad
+        # degrees → rad; 1e-5: the log's wall-clock seconds (1.7e9) resolve 0.24 µs as float64
+        np.testing.assert_allclose(episode.load(JOINTS), source.load(JOINTS), atol=1e-5)
         np.testing.assert_allclose(
             episode.load("robot/gripper_open"), source.load("robot/gripper_open"), atol=1e-4
         )
@@ -130,7 +131,7 @@ def test_degrees_declared_as_radians_are_detected(vendor_a, tmp_path):
     root, mapping = vendor_a
     mapping["joints"]["unit"] = "rad"
     with pytest.raises(
-        FormatError, match=r"joints.unit: joint values look like degrees, not rad: .* \(set unit: deg\)"
+        FormatError, match=r"joints.unit: joint values look like degrees, not radians: .* \(set unit: deg\)"
     ):
         read(root, mapping, tmp_path).episode("episode_000")
 
@@ -150,7 +151,9 @@ def test_radians_declared_as_degrees_are_detected(vendor_a, tmp_path):
 
     edit_csv(log, to_radians)
     _, mapping = vendor_a
-    with pytest.raises(FormatError, match=r"joint values look like radians, not deg.*\(set unit: rad\)"):
+    with pytest.raises(
+        FormatError, match=r"joints.unit: joint values look like radians, not degrees: .*\(set unit: rad"
+    ):
         read(root, mapping, tmp_path).episode("episode_000")
 
 
