@@ -185,3 +185,37 @@ def test_a_checksum_list_naming_files_outside_the_delivery_is_refused(bundle_cop
     listing.write_text(listing.read_text() + f"{'0' * 64}  ../secrets.txt\n")
     with pytest.raises(DeliveryError, match=r"checksums.sha256: line \d+ names a file outside the delivery"):
         verify(bundle_copy)
+
+
+def test_without_the_render_module_targets_and_sheets_are_reported_pending(
+    demo_store_dir, tmp_path, monkeypatch
+):
+    import genima_data.deliver
+
+    monkeypatch.setattr(genima_data.deliver, "_render_api", lambda: None)
+    with pytest.raises(DeliveryError, match="--render-targets needs the render module"):
+        deliver(demo_store_dir / "sample.zarr", tmp_path / "OUT", render_targets=True)
+    result = deliver(demo_store_dir / "sample.zarr", tmp_path / "OUT")
+    assert [p.split(" (")[0] for p in result.pending] == [
+        "sphere targets are not stored for 3 episode(s): training renders them on the fly, or re-deliver "
+        "with --render-targets",
+        "sphere-target contact sheets",
+    ]
+    record = json.loads((tmp_path / "OUT" / "delivery.json").read_text())
+    assert record["pending"] == result.pending
+    assert "Sphere-target contact sheets are pending" in (tmp_path / "OUT" / "DATASHEET.md").read_text()
+
+
+def test_render_targets_stores_targets_in_the_delivered_copy_only(demo_store_dir, tmp_path):
+    pytest.importorskip("genima_data.render.preview", reason="needs the render module")
+    source = demo_store_dir / "sample.zarr"
+    result = deliver(source, tmp_path / "OUT", render_targets=True)
+    assert result.pending == []
+    with open_dataset(tmp_path / "OUT" / "sample.zarr") as ds, ds.episode("episode0") as episode:
+        assert "targets/front/rgb" in episode and "targets/front/rnd_bg" in episode
+    with open_dataset(source) as ds, ds.episode("episode0") as episode:
+        assert "targets/front/rgb" not in episode
+    text = (tmp_path / "OUT" / "DATASHEET.md").read_text()
+    assert "![target contact sheet](previews/targets_episode0.png)" in text
+    assert (tmp_path / "OUT" / "previews" / "targets_episode0.png").read_bytes()[:4] == b"\x89PNG"
+    assert verify(tmp_path / "OUT").ok
