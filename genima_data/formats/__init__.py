@@ -59,6 +59,7 @@ BUILTIN: dict[str, str] = {
     "rlbench": "genima_data.formats.rlbench:RLBENCH",
     "lerobot": "genima_data.formats.lerobot:LEROBOT",
     "aloha": "genima_data.formats.aloha:ALOHA",
+    "raw": "genima_data.formats.raw:RAW",
 }
 _REGISTERED: dict[str, Format] = {}
 
