@@ -1,0 +1,252 @@
+"""Train GENIMA's ACT controller on a genima-data store (accelerate: devices, mixed precision, multi-GPU).
+
+``<out>/metrics.jsonl`` gets one JSON row per logged step (step, loss, l1, bce, kl, lr, samples_per_s, ...);
+``<out>/checkpoints/step-N/`` a checkpoint every ``save_every`` steps and at the end. ``resume=True``
+continues from the latest checkpoint: weights, optimizer state, step and data order (the sampler is seeded
+per epoch and the batches already seen are skipped); metrics logged after that checkpoint are dropped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate import Accelerator, DataLoaderConfiguration
+from accelerate.utils import set_seed
+
+from genima_data.atomic import atomic_write_text
+from genima_data.progress import progress_bar, stderr_console
+from genima_models.act.augment import augment_images
+from genima_models.act.checkpoint import (
+    checkpoint_dirs,
+    load_optimizer_state,
+    read_trainer_state,
+    save_checkpoint,
+)
+from genima_models.act.config import ACTConfig, TrainConfig, preset_configs
+from genima_models.act.model import CONFIG_FILE, ACTModel
+from genima_models.data import DEFAULT_VAL_FRACTION, ACTDataset, TargetMode
+from genima_models.errors import CheckpointError
+
+METRICS_FILE = "metrics.jsonl"
+LOSS_KEYS = ("loss", "l1", "bce", "kl")
+
+
+@dataclass
+class TrainResult:
+    """Where a finished run left its outputs."""
+
+    out: Path
+    checkpoint: Path
+    steps: int
+    metrics: list[dict[str, Any]]
+
+
+def read_metrics(path: Path) -> list[dict[str, Any]]:
+    """Rows of a metrics.jsonl; a torn last line (crash mid-write) is ignored."""
+    rows = []
+    if path.exists():
+        for line in path.read_text().splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                break
+    return rows
+
+
+def _resume_point(out: Path, resume: bool, preset: str) -> Path | None:
+    existing = checkpoint_dirs(out)
+    if existing and not resume:
+        raise CheckpointError(
+            "already holds a training run; pass --resume to continue it or choose another --out", file=out
+        )
+    if not existing:
+        return None
+    latest = existing[-1]
+    saved = ACTConfig.load(latest / CONFIG_FILE)
+    if saved.preset != preset:
+        raise CheckpointError(
+            f"checkpoint was trained with preset '{saved.preset}', not '{preset}'", file=latest
+        )
+    return latest
+
+
+def _train_config(start: Path | None, preset: str, overrides: dict[str, Any]) -> TrainConfig:
+    base = TrainConfig(**read_trainer_state(start)["train"]) if start else preset_configs(preset)[1]
+    return dataclasses.replace(base, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def train_act(
+    data: str | Path,
+    out: str | Path,
+    *,
+    preset: str = "genima",
+    steps: int | None = None,
+    epochs: int | None = None,
+    batch_size: int | None = None,
+    lr: float | None = None,
+    lr_backbone: float | None = None,
+    cameras: Sequence[str] | None = None,
+    resume: bool = False,
+    num_workers: int = 0,
+    mixed_precision: str = "no",
+    cpu: bool = False,
+    targets: TargetMode = "auto",
+    texture_folder: Path | None = None,
+    download_weights: bool = False,
+    log_every: int | None = None,
+    save_every: int | None = None,
+    augment: bool | None = None,
+    progress: bool = True,
+) -> TrainResult:
+    """Train (or resume) an ACT controller; see the module docstring for what lands in `out`."""
+    out = Path(out)
+    start = _resume_point(out, resume, preset)
+    model_config = ACTConfig.load(start / CONFIG_FILE) if start else preset_configs(preset)[0]
+    if start and cameras and list(cameras) != model_config.cameras:
+        raise CheckpointError(
+            f"checkpoint was trained on cameras {model_config.cameras}, not {list(cameras)}", file=start
+        )
+    config = _train_config(
+        start,
+        preset,
+        {
+            "batch_size": batch_size,
+            "lr": lr,
+            "lr_backbone": lr_backbone,
+            "log_every": log_every,
+            "save_every": save_every,
+            "augment": augment,
+        },
+    )
+    dataset = ACTDataset(
+        data,
+        split="train",
+        cameras=model_config.cameras if start else cameras,
+        chunk_size=model_config.chunk_size,
+        image_size=model_config.image_size,
+        targets=targets,
+        texture_folder=texture_folder,
+        val_fraction=DEFAULT_VAL_FRACTION,
+        split_seed=config.seed,
+    )
+    accelerator = Accelerator(
+        mixed_precision=mixed_precision,
+        cpu=cpu,
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=config.seed),
+    )
+    set_seed(config.seed)
+    if start:
+        model = ACTModel.from_pretrained(start, preset=preset)
+        if model.config.dof != dataset.dof:
+            raise CheckpointError(
+                f"checkpoint has {model.config.dof} joints, the dataset {dataset.dof}", file=start
+            )
+    else:
+        model_config.cameras, model_config.dof = dataset.cameras, dataset.dof
+        model = ACTModel.build(model_config, dataset.joint_stats(), local_files_only=not download_weights)
+    optimizer = torch.optim.AdamW(
+        [
+            {"params": model.head_parameters(), "lr": config.lr},
+            {"params": model.backbone_parameters(), "lr": config.lr_backbone},
+        ],
+        weight_decay=config.weight_decay,
+    )
+    loader = torch.utils.data.DataLoader(
+        dataset,
+        batch_size=config.batch_size,
+        shuffle=True,
+        num_workers=num_workers,
+        drop_last=len(dataset) >= config.batch_size,
+        persistent_workers=num_workers > 0,
+    )
+    model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
+    step = 0
+    if start:
+        optimizer.load_state_dict(load_optimizer_state(start))
+        step = int(read_trainer_state(start)["step"])
+    total = steps or (epochs * len(loader) if epochs else None) or config.steps
+    config = dataclasses.replace(config, steps=total)
+    run_state = {
+        "train": config.to_dict(),
+        "dataset": str(data),
+        "train_episodes": dataset.episode_ids,
+        "val_fraction": DEFAULT_VAL_FRACTION,
+        "split_seed": config.seed,
+        "targets": targets,
+    }
+    metrics_path = out / METRICS_FILE
+    if accelerator.is_main_process:
+        out.mkdir(parents=True, exist_ok=True)
+        kept = [row for row in read_metrics(metrics_path) if row["step"] <= step]
+        atomic_write_text(metrics_path, "".join(json.dumps(row) + "\n" for row in kept))
+    unwrapped: ACTModel = accelerator.unwrap_model(model)
+    last_checkpoint = start
+    sums = torch.zeros(len(LOSS_KEYS), device=accelerator.device)
+    logged_steps, tick = 0, time.perf_counter()
+    model.train()
+    with progress_bar(
+        total, f"training ACT ({preset})", enabled=progress and accelerator.is_main_process
+    ) as advance:
+        advance(step)
+        epoch, skip = divmod(step, max(1, len(loader)))
+        while step < total:
+            loader.set_epoch(epoch)
+            batches = accelerator.skip_first_batches(loader, skip) if skip else loader
+            for batch in batches:
+                images = batch["images"].float() / 255
+                if config.augment:
+                    images = augment_images(images, config)
+                output = model(
+                    images, batch["proprio"], batch["instruction"], batch["actions"], batch["is_pad"]
+                )
+                losses = unwrapped.loss(output, batch["actions"], batch["is_pad"])
+                accelerator.backward(losses["loss"])
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+                step += 1
+                logged_steps += 1
+                sums += torch.stack([losses[k].detach().float() for k in LOSS_KEYS])
+                advance(1)
+                if step % config.log_every == 0 or step == total:
+                    mean = accelerator.reduce(sums / logged_steps, reduction="mean").tolist()
+                    elapsed = time.perf_counter() - tick
+                    row = {
+                        "step": step,
+                        "epoch": epoch,
+                        **{k: round(v, 6) for k, v in zip(LOSS_KEYS, mean, strict=True)},
+                        "lr": optimizer.param_groups[0]["lr"],
+                        "lr_backbone": optimizer.param_groups[1]["lr"],
+                        "samples_per_s": round(
+                            logged_steps * config.batch_size * accelerator.num_processes / elapsed, 3
+                        ),
+                    }
+                    if accelerator.is_main_process:
+                        with metrics_path.open("a") as f:
+                            f.write(json.dumps(row) + "\n")
+                        if progress:
+                            stderr_console.print(
+                                f"step {step}: loss {row['loss']:.4f} (l1 {row['l1']:.4f}, bce {row['bce']:.4f}, "
+                                f"kl {row['kl']:.4f}), {row['samples_per_s']:.1f} samples/s",
+                                highlight=False,
+                            )
+                    sums.zero_()
+                    logged_steps, tick = 0, time.perf_counter()
+                if step % config.save_every == 0 or step == total:
+                    accelerator.wait_for_everyone()
+                    if accelerator.is_main_process:
+                        last_checkpoint = save_checkpoint(out, step, unwrapped, optimizer, run_state)
+                if step >= total:
+                    break
+            epoch, skip = epoch + 1, 0
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+    if last_checkpoint is None:
+        raise CheckpointError("training ran no steps and left no checkpoint", file=out)
+    return TrainResult(out, last_checkpoint, step, read_metrics(metrics_path))
