@@ -21,6 +21,7 @@ from accelerate import Accelerator, DataLoaderConfiguration
 from accelerate.utils import set_seed
 
 from genima_data.atomic import atomic_write_text
+from genima_data.errors import GenimaDataError
 from genima_data.progress import progress_bar, stderr_console
 from genima_models.act.augment import augment_images
 from genima_models.act.checkpoint import (
@@ -36,6 +37,7 @@ from genima_models.errors import CheckpointError
 
 METRICS_FILE = "metrics.jsonl"
 LOSS_KEYS = ("loss", "l1", "bce", "kl")
+MIXED_PRECISION = ("no", "fp16", "bf16")
 
 
 @dataclass
@@ -107,6 +109,9 @@ def train_act(
 ) -> TrainResult:
     """Train (or resume) an ACT controller; see the module docstring for what lands in `out`."""
     out = Path(out)
+    preset_configs(preset)  # an unknown preset fails before anything is read
+    if mixed_precision not in MIXED_PRECISION:
+        raise GenimaDataError(f"unknown mixed precision '{mixed_precision}'; choose from {', '.join(MIXED_PRECISION)}")
     start = _resume_point(out, resume, preset)
     model_config = ACTConfig.load(start / CONFIG_FILE) if start else preset_configs(preset)[0]
     if start and cameras and list(cameras) != model_config.cameras:
