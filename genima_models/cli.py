@@ -17,12 +17,12 @@ from genima_data.cli import run_app
 
 app = typer.Typer(
     name="genima-train",
-    help="Train and evaluate GENIMA's two stages on a genima-data dataset (needs the [train] extra).",
+    help="Train and evaluate GENIMA's two stages on a genima-data dataset (needs the \\[train] extra).",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
+console = Console(soft_wrap=True)  # long paths stay on one line
 
 
 @app.callback()
@@ -52,7 +52,9 @@ def act(
     out: Path = typer.Option(..., "--out", help="Run directory: checkpoints/ and metrics.jsonl."),
     preset: str = typer.Option("genima", "--preset", help="genima (GENIMA's ACT) or tiny (CPU tests)."),
     steps: int | None = typer.Option(None, "--steps", min=1, help="Optimizer steps (default: the preset's)."),
-    epochs: int | None = typer.Option(None, "--epochs", min=1, help="Passes over the data, instead of --steps."),
+    epochs: int | None = typer.Option(
+        None, "--epochs", min=1, help="Passes over the data, instead of --steps."
+    ),
     batch_size: int | None = typer.Option(None, "--batch-size", min=1, help="Samples per step and device."),
     lr: float | None = typer.Option(None, "--lr", help="Learning rate of everything but the ResNets."),
     lr_backbone: float | None = typer.Option(None, "--lr-backbone", help="Learning rate of the ResNets."),
@@ -64,7 +66,9 @@ def act(
     targets: str = typer.Option(
         "auto", "--targets", help="auto (stored where present, else rendered), prerendered or on-the-fly."
     ),
-    textures: Path | None = typer.Option(None, "--textures", help="Folder of background images (on the fly)."),
+    textures: Path | None = typer.Option(
+        None, "--textures", help="Folder of background images (on the fly)."
+    ),
     download_weights: bool = typer.Option(
         False, "--download-weights", help="Let from_pretrained download ResNet/CLIP weights."
     ),
@@ -106,7 +110,9 @@ def act(
 def eval_act(
     checkpoint: Path = typer.Option(..., "--checkpoint", help="Checkpoint directory or training run."),
     data: Path = typer.Option(..., "--data", help="genima-data dataset to evaluate on."),
-    split: str = typer.Option("val", "--split", help="val (held out in training), train, all, or a split name."),
+    split: str = typer.Option(
+        "val", "--split", help="val (held out in training), train, all, or a split name."
+    ),
     batch_size: int = typer.Option(16, "--batch-size", min=1),
     num_workers: int = typer.Option(0, "--num-workers", min=0),
     device: str | None = typer.Option(None, "--device", help="cpu, cuda, cuda:1, ... (default: GPU if any)."),

@@ -76,7 +76,7 @@ def episode_split(
 
 
 class FrameIndex:
-    """Sample i -> (episode_id, t) over episodes contributing ``counts[episode_id]`` frames each (t from 0)."""
+    """Sample i -> (episode_id, t) over episodes contributing ``counts[episode_id]`` frames (t from 0)."""
 
     def __init__(self, counts: Mapping[str, int]) -> None:
         self.episode_ids = [eid for eid, n in counts.items() if n > 0]
@@ -260,7 +260,8 @@ class ControllerImages:
                 reason = exc.message if isinstance(exc, GenimaDataError) else str(exc)
                 raise TrainingDataError(
                     f"no pre-rendered targets and cannot render them on the fly ({reason}); run "
-                    "`genima-data render-targets` or record robot poses / a robot model and camera calibration",
+                    "`genima-data render-targets` or record robot poses / a robot model and camera "
+                    "calibration",
                     file=store.path,
                     episode=episode_id,
                     field=target_path(cam),
@@ -358,8 +359,8 @@ class ACTDataset(torch.utils.data.Dataset):
     def _check_length(self, episode: Episode) -> None:
         if episode.length < self.chunk_size + 1:
             raise TrainingDataError(
-                f"has {episode.length} frames, shorter than one action chunk ({self.chunk_size} future frames "
-                f"after the first); drop it from the split or lower the chunk size",
+                f"has {episode.length} frames, shorter than one action chunk ({self.chunk_size} future "
+                "frames after the first); drop it from the split or lower the chunk size",
                 file=self.path,
                 episode=episode.episode_id,
                 field="length",

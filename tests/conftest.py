@@ -90,7 +90,7 @@ def assert_episodes_equal(a: Episode, b: Episode) -> None:
         assert np.array_equal(x, y, equal_nan=True), key
 
 
-# ---------------------------------------------------------------------------------------------- ACT controller
+# ------------------------------------------------------------------------------------------ ACT controller
 # (genima_models, issue 5): demo stores carrying pre-rendered controller targets whose pixels encode
 # (camera, frame), so a test can tell which image a sample holds.
 ACT_FRAMES = 24
@@ -142,3 +142,43 @@ def run_train_cli(capsys):
     from genima_models.cli import main as train_main
 
     return cli_runner(train_main, capsys)
+
+
+ACT_TEST_CAMERAS = ["front", "wrist"]
+
+
+@pytest.fixture
+def make_act_model():
+    """Tiny ACT models over ACT_TEST_CAMERAS with known joint statistics (mean -1…1, std 0.1…0.7)."""
+    import torch
+
+    from genima_models.act.config import preset_configs
+    from genima_models.act.model import ACTModel
+    from genima_models.data import JointStats
+
+    def make(seed: int = 0):
+        torch.manual_seed(seed)
+        config, _ = preset_configs("tiny")
+        config.cameras = list(ACT_TEST_CAMERAS)
+        return ACTModel.build(config, JointStats(np.linspace(-1, 1, 7), np.linspace(0.1, 0.7, 7), 100))
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def act_run(act_store_dir, tmp_path_factory):
+    """A short tiny-preset training run on the zarr test store (do not modify)."""
+    from genima_models.act.train import train_act
+
+    out = tmp_path_factory.mktemp("act_run") / "run"
+    train_act(
+        act_store_dir / "sample.zarr",
+        out,
+        preset="tiny",
+        steps=4,
+        batch_size=4,
+        cameras=ACT_TEST_CAMERAS,
+        log_every=2,
+        progress=False,
+    )
+    return out

@@ -7,7 +7,7 @@ contrast, saturation; no hue shift, since sphere colours identify joints) and Ga
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
+import torch.nn.functional as F  # noqa: N812 (the PyTorch convention)
 
 from genima_models.act.config import TrainConfig
 

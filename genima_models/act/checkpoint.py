@@ -37,7 +37,7 @@ def checkpoint_dirs(out: Path) -> list[Path]:
 
 
 def locate_checkpoint(path: str | Path) -> Path:
-    """`path` itself if it is a checkpoint (or a saved model), else the latest checkpoint of a training run."""
+    """`path` if it is a checkpoint (or a saved model), else the latest checkpoint of the run there."""
     path = Path(path)
     if (path / CONFIG_FILE).exists():
         return path

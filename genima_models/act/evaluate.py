@@ -62,7 +62,8 @@ class ACTEvaluation:
 
     def renderable(self) -> Table:
         table = Table(
-            title=f"ACT offline evaluation: {len(self.episodes)} {self.split} episodes, {self.samples} samples",
+            title=f"ACT offline evaluation: {self.split} split, {len(self.episodes)} episode(s), "
+            f"{self.samples} samples",
             caption=f"{self.checkpoint} on {self.dataset}",
         )
         for name in ("chunk step", "joint L1 (rad)", "joint L2 (rad)", "gripper acc.", "samples"):
@@ -122,7 +123,9 @@ def evaluate_act(
     counts = np.zeros(config.chunk_size)
     with progress_bar(len(loader), "evaluating ACT", enabled=progress) as advance:
         for batch in loader:
-            predicted = policy.predict_batch(batch["images"], batch["proprio"], batch["instruction"]).cpu().numpy()
+            predicted = (
+                policy.predict_batch(batch["images"], batch["proprio"], batch["instruction"]).cpu().numpy()
+            )
             actual = batch["actions"].numpy()
             valid = ~batch["is_pad"].numpy()
             error = predicted[..., :-1] - actual[..., :-1]

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import safetensors.torch
 import torch
-import torch.nn.functional as F
+import torch.nn.functional as F  # noqa: N812 (the PyTorch convention)
 from torch import nn
 
 from genima_data.atomic import atomic_write_text
@@ -57,7 +57,7 @@ def sine_grid(height: int, width: int, dim: int) -> torch.Tensor:
 
 @dataclass
 class ACTOutput:
-    """Normalised joints (B, chunk, dof), gripper-open logits (B, chunk), CVAE posterior (B, latent) or None."""
+    """Normalised joints (B, chunk, dof), gripper-open logits (B, chunk), CVAE posterior (B, latent)."""
 
     joints: torch.Tensor
     gripper_logit: torch.Tensor
@@ -293,7 +293,7 @@ class ACTModel(nn.Module):
 
     # ------------------------------------------------------------------ loss
     def loss(self, output: ACTOutput, actions: torch.Tensor, is_pad: torch.Tensor) -> dict[str, torch.Tensor]:
-        """L1 on normalised joints + gripper_weight * BCE on the gripper logit + kl_weight * KL, padding masked."""
+        """L1 on normalised joints + gripper_weight * BCE(gripper logit) + kl_weight * KL, padding masked."""
         valid = (~is_pad).to(output.joints.dtype)
         count = valid.sum().clamp(min=1)
         target = self.normalise_joints(actions[..., :-1])

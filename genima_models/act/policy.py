@@ -30,7 +30,13 @@ def default_device() -> torch.device:
 class ACTPolicy:
     """A loaded ACT model in evaluation mode; see the module docstring."""
 
-    def __init__(self, model: ACTModel, *, device: str | torch.device | None = None, temporal_ensemble: float | None = None):
+    def __init__(
+        self,
+        model: ACTModel,
+        *,
+        device: str | torch.device | None = None,
+        temporal_ensemble: float | None = None,
+    ):
         self.device = torch.device(device) if device is not None else default_device()
         self.model = model.to(self.device).eval()
         self.temporal_ensemble = temporal_ensemble
@@ -76,10 +82,13 @@ class ACTPolicy:
         proprio = np.asarray(proprio, np.float32).reshape(-1)
         if len(proprio) != self.model.config.dof + 1:
             raise TrainingDataError(
-                f"proprio has {len(proprio)} values, expected {self.model.config.dof + 1} [gripper_open, joints]"
+                f"proprio has {len(proprio)} values, expected {self.model.config.dof + 1} "
+                "[gripper_open, joints]"
             )
         stacked = stack_camera_images([images[cam] for cam in self.cameras], self.model.config.image_size)
-        chunk = self.predict_batch(torch.from_numpy(stacked)[None], torch.from_numpy(proprio)[None], [instruction])
+        chunk = self.predict_batch(
+            torch.from_numpy(stacked)[None], torch.from_numpy(proprio)[None], [instruction]
+        )
         return chunk[0].cpu().numpy()
 
     def predict(self, images: Mapping[str, np.ndarray], proprio: np.ndarray, instruction: str) -> np.ndarray:

@@ -84,6 +84,72 @@ def _train_config(start: Path | None, preset: str, overrides: dict[str, Any]) ->
     return dataclasses.replace(base, **{k: v for k, v in overrides.items() if v is not None})
 
 
+def _model(
+    start: Path | None, preset: str, config: ACTConfig, dataset: ACTDataset, download: bool
+) -> ACTModel:
+    """The checkpoint's model when resuming, else a new one normalised with the training split's stats."""
+    if start is None:
+        config.cameras, config.dof = dataset.cameras, dataset.dof
+        return ACTModel.build(config, dataset.joint_stats(), local_files_only=not download)
+    model = ACTModel.from_pretrained(start, preset=preset)
+    if model.config.dof != dataset.dof:
+        raise CheckpointError(
+            f"checkpoint has {model.config.dof} joints, the dataset {dataset.dof}", file=start
+        )
+    return model
+
+
+class MetricsLog:
+    """metrics.jsonl: rows after `after_step` (logged past the checkpoint a run resumes from) are dropped."""
+
+    def __init__(self, path: Path, *, after_step: int, enabled: bool, echo: bool) -> None:
+        self.path, self.enabled, self.echo = path, enabled, echo
+        if enabled:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            kept = [row for row in read_metrics(path) if row["step"] <= after_step]
+            atomic_write_text(path, "".join(json.dumps(row) + "\n" for row in kept))
+
+    def append(self, row: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        with self.path.open("a") as f:
+            f.write(json.dumps(row) + "\n")
+        if self.echo:
+            losses = ", ".join(f"{k} {row[k]:.4f}" for k in LOSS_KEYS)
+            stderr_console.print(
+                f"step {row['step']}: {losses}, {row['samples_per_s']:.1f} samples/s", highlight=False
+            )
+
+
+class LossMeter:
+    """Sums the loss components over the steps since the last logged row (on the device, no sync per step)."""
+
+    def __init__(self, accelerator: Accelerator, samples_per_step: int) -> None:
+        self.accelerator, self.samples_per_step = accelerator, samples_per_step
+        self.sums = torch.zeros(len(LOSS_KEYS), device=accelerator.device)
+        self.steps, self.tick = 0, time.perf_counter()
+
+    def add(self, losses: dict[str, torch.Tensor]) -> None:
+        self.sums += torch.stack([losses[k].detach().float() for k in LOSS_KEYS])
+        self.steps += 1
+
+    def row(self, step: int, epoch: int, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+        """Means since the last row, averaged over processes; resets the meter."""
+        mean = self.accelerator.reduce(self.sums / self.steps, reduction="mean").tolist()
+        elapsed = time.perf_counter() - self.tick
+        row = {
+            "step": step,
+            "epoch": epoch,
+            **{k: round(v, 6) for k, v in zip(LOSS_KEYS, mean, strict=True)},
+            "lr": optimizer.param_groups[0]["lr"],
+            "lr_backbone": optimizer.param_groups[1]["lr"],
+            "samples_per_s": round(self.steps * self.samples_per_step / elapsed, 3),
+        }
+        self.sums.zero_()
+        self.steps, self.tick = 0, time.perf_counter()
+        return row
+
+
 def train_act(
     data: str | Path,
     out: str | Path,
@@ -111,25 +177,17 @@ def train_act(
     out = Path(out)
     preset_configs(preset)  # an unknown preset fails before anything is read
     if mixed_precision not in MIXED_PRECISION:
-        raise GenimaDataError(f"unknown mixed precision '{mixed_precision}'; choose from {', '.join(MIXED_PRECISION)}")
+        raise GenimaDataError(
+            f"unknown mixed precision '{mixed_precision}'; choose from {', '.join(MIXED_PRECISION)}"
+        )
     start = _resume_point(out, resume, preset)
     model_config = ACTConfig.load(start / CONFIG_FILE) if start else preset_configs(preset)[0]
     if start and cameras and list(cameras) != model_config.cameras:
         raise CheckpointError(
             f"checkpoint was trained on cameras {model_config.cameras}, not {list(cameras)}", file=start
         )
-    config = _train_config(
-        start,
-        preset,
-        {
-            "batch_size": batch_size,
-            "lr": lr,
-            "lr_backbone": lr_backbone,
-            "log_every": log_every,
-            "save_every": save_every,
-            "augment": augment,
-        },
-    )
+    overrides = {"batch_size": batch_size, "lr": lr, "lr_backbone": lr_backbone, "log_every": log_every}
+    config = _train_config(start, preset, {**overrides, "save_every": save_every, "augment": augment})
     dataset = ACTDataset(
         data,
         split="train",
@@ -147,15 +205,7 @@ def train_act(
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=config.seed),
     )
     set_seed(config.seed)
-    if start:
-        model = ACTModel.from_pretrained(start, preset=preset)
-        if model.config.dof != dataset.dof:
-            raise CheckpointError(
-                f"checkpoint has {model.config.dof} joints, the dataset {dataset.dof}", file=start
-            )
-    else:
-        model_config.cameras, model_config.dof = dataset.cameras, dataset.dof
-        model = ACTModel.build(model_config, dataset.joint_stats(), local_files_only=not download_weights)
+    model = _model(start, preset, model_config, dataset, download_weights)
     optimizer = torch.optim.AdamW(
         [
             {"params": model.head_parameters(), "lr": config.lr},
@@ -176,8 +226,7 @@ def train_act(
     if start:
         optimizer.load_state_dict(load_optimizer_state(start))
         step = int(read_trainer_state(start)["step"])
-    total = steps or (epochs * len(loader) if epochs else None) or config.steps
-    config = dataclasses.replace(config, steps=total)
+    config = dataclasses.replace(config, steps=steps or (epochs * len(loader) if epochs else config.steps))
     run_state = {
         "train": config.to_dict(),
         "dataset": str(data),
@@ -186,25 +235,39 @@ def train_act(
         "split_seed": config.seed,
         "targets": targets,
     }
-    metrics_path = out / METRICS_FILE
-    if accelerator.is_main_process:
-        out.mkdir(parents=True, exist_ok=True)
-        kept = [row for row in read_metrics(metrics_path) if row["step"] <= step]
-        atomic_write_text(metrics_path, "".join(json.dumps(row) + "\n" for row in kept))
+    metrics = MetricsLog(
+        out / METRICS_FILE, after_step=step, enabled=accelerator.is_main_process, echo=progress
+    )
+    last = _run_steps(accelerator, model, optimizer, loader, config, step, metrics, out, run_state, progress)
+    if last is None and start is None:
+        raise CheckpointError("training ran no steps and left no checkpoint", file=out)
+    return TrainResult(out, last or start, max(step, config.steps), read_metrics(metrics.path))
+
+
+def _run_steps(
+    accelerator: Accelerator,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    loader: torch.utils.data.DataLoader,
+    config: TrainConfig,
+    step: int,
+    metrics: MetricsLog,
+    out: Path,
+    run_state: dict[str, Any],
+    progress: bool,
+) -> Path | None:
+    """Optimise from `step` to ``config.steps``; returns the last checkpoint written (None if none)."""
     unwrapped: ACTModel = accelerator.unwrap_model(model)
-    last_checkpoint = start
-    sums = torch.zeros(len(LOSS_KEYS), device=accelerator.device)
-    logged_steps, tick = 0, time.perf_counter()
+    meter = LossMeter(accelerator, config.batch_size * accelerator.num_processes)
+    checkpoint = None
+    epoch, skip = divmod(step, len(loader))
     model.train()
-    with progress_bar(
-        total, f"training ACT ({preset})", enabled=progress and accelerator.is_main_process
-    ) as advance:
+    enabled = progress and accelerator.is_main_process
+    with progress_bar(config.steps, f"training ACT ({unwrapped.config.preset})", enabled=enabled) as advance:
         advance(step)
-        epoch, skip = divmod(step, max(1, len(loader)))
-        while step < total:
+        while step < config.steps:
             loader.set_epoch(epoch)
-            batches = accelerator.skip_first_batches(loader, skip) if skip else loader
-            for batch in batches:
+            for batch in accelerator.skip_first_batches(loader, skip) if skip else loader:
                 images = batch["images"].float() / 255
                 if config.augment:
                     images = augment_images(images, config)
@@ -216,42 +279,17 @@ def train_act(
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
                 step += 1
-                logged_steps += 1
-                sums += torch.stack([losses[k].detach().float() for k in LOSS_KEYS])
+                meter.add(losses)
                 advance(1)
-                if step % config.log_every == 0 or step == total:
-                    mean = accelerator.reduce(sums / logged_steps, reduction="mean").tolist()
-                    elapsed = time.perf_counter() - tick
-                    row = {
-                        "step": step,
-                        "epoch": epoch,
-                        **{k: round(v, 6) for k, v in zip(LOSS_KEYS, mean, strict=True)},
-                        "lr": optimizer.param_groups[0]["lr"],
-                        "lr_backbone": optimizer.param_groups[1]["lr"],
-                        "samples_per_s": round(
-                            logged_steps * config.batch_size * accelerator.num_processes / elapsed, 3
-                        ),
-                    }
-                    if accelerator.is_main_process:
-                        with metrics_path.open("a") as f:
-                            f.write(json.dumps(row) + "\n")
-                        if progress:
-                            stderr_console.print(
-                                f"step {step}: loss {row['loss']:.4f} (l1 {row['l1']:.4f}, bce {row['bce']:.4f}, "
-                                f"kl {row['kl']:.4f}), {row['samples_per_s']:.1f} samples/s",
-                                highlight=False,
-                            )
-                    sums.zero_()
-                    logged_steps, tick = 0, time.perf_counter()
-                if step % config.save_every == 0 or step == total:
+                if step % config.log_every == 0 or step == config.steps:
+                    metrics.append(meter.row(step, epoch, optimizer))
+                if step % config.save_every == 0 or step == config.steps:
                     accelerator.wait_for_everyone()
                     if accelerator.is_main_process:
-                        last_checkpoint = save_checkpoint(out, step, unwrapped, optimizer, run_state)
-                if step >= total:
+                        checkpoint = save_checkpoint(out, step, unwrapped, optimizer, run_state)
+                if step >= config.steps:
                     break
             epoch, skip = epoch + 1, 0
     accelerator.wait_for_everyone()
     accelerator.end_training()
-    if last_checkpoint is None:
-        raise CheckpointError("training ran no steps and left no checkpoint", file=out)
-    return TrainResult(out, last_checkpoint, step, read_metrics(metrics_path))
+    return checkpoint

@@ -114,27 +114,25 @@ def test_dataloader_workers_open_their_own_handles_and_yield_the_same_samples(ac
     ds.store.get()  # a handle in the parent must not travel to the workers
     assert pickle.loads(pickle.dumps(ds.store))._store is None
     serial = list(torch.utils.data.DataLoader(ds, batch_size=8))
-    pids = torch.utils.data.DataLoader(_WorkerPid(ds), batch_size=1, num_workers=2)
-    assert len({int(p) for p in pids} - {os.getpid()}) == 2
-    parallel = list(torch.utils.data.DataLoader(ds, batch_size=8, num_workers=2))
+    parallel = list(torch.utils.data.DataLoader(_WithWorkerPid(ds), batch_size=8, num_workers=2))
+    assert len({int(pid) for b in parallel for pid in b["pid"]} - {os.getpid()}) == 2
     assert len(serial) == len(parallel)
     for a, b in zip(serial, parallel, strict=True):
         assert torch.equal(a["images"], b["images"]) and torch.equal(a["actions"], b["actions"])
         assert a["episode"] == b["episode"]
 
 
-class _WorkerPid(torch.utils.data.Dataset):
-    """Reads a sample in the worker and reports which process opened the store."""
+class _WithWorkerPid(torch.utils.data.Dataset):
+    """Samples plus the id of the process whose store handle read them."""
 
     def __init__(self, ds):
         self.ds = ds
 
     def __len__(self):
-        return 4
+        return len(self.ds)
 
     def __getitem__(self, i):
-        self.ds[i]
-        return self.ds.store._pid
+        return {**self.ds[i], "pid": self.ds.store._pid}
 
 
 def test_store_handle_reopens_in_a_new_process(act_store):
@@ -167,5 +165,7 @@ def test_no_targets_and_nothing_to_render_from_is_a_clear_error(act_store_dir, t
     with open_dataset(path, mode="a") as ds:
         robot = ds.manifest.robot.model_copy(update={"model": "unknown_arm"})
         ds.update_manifest(robot=robot.model_dump(mode="json"))
-    with pytest.raises(TrainingDataError, match="targets/front/rnd_bg: no pre-rendered targets and cannot render"):
+    with pytest.raises(
+        TrainingDataError, match="targets/front/rnd_bg: no pre-rendered targets and cannot render"
+    ):
         ACTDataset(path, split="all", targets="on-the-fly")

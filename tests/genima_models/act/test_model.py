@@ -1,6 +1,5 @@
 import json
 
-import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -11,27 +10,16 @@ from genima_models.act.backbone import FiLMResNet, FrozenBatchNorm2d  # noqa: E4
 from genima_models.act.config import ACTConfig, preset_configs  # noqa: E402
 from genima_models.act.model import ACTModel  # noqa: E402
 from genima_models.act.text import char_tokenizer  # noqa: E402
-from genima_models.data import JointStats  # noqa: E402
 from genima_models.errors import CheckpointError  # noqa: E402
+from tests.conftest import ACT_TEST_CAMERAS  # noqa: E402
 
 pytestmark = pytest.mark.train
-CAMERAS = ["front", "wrist"]
-
-
-def tiny_model(seed: int = 0, **overrides) -> ACTModel:
-    torch.manual_seed(seed)
-    config, _ = preset_configs("tiny")
-    config.cameras = list(CAMERAS)
-    for key, value in overrides.items():
-        setattr(config, key, value)
-    stats = JointStats(np.linspace(-1, 1, 7), np.linspace(0.1, 0.7, 7), 100)
-    return ACTModel.build(config, stats)
 
 
 def batch(size: int = 3, image: int = 64):
     g = torch.Generator().manual_seed(1)
     return {
-        "images": torch.rand(size, len(CAMERAS), 3, image, image, generator=g),
+        "images": torch.rand(size, len(ACT_TEST_CAMERAS), 3, image, image, generator=g),
         "proprio": torch.rand(size, 8, generator=g),
         "actions": torch.rand(size, 20, 8, generator=g),
         "is_pad": torch.zeros(size, 20, dtype=torch.bool),
@@ -39,8 +27,8 @@ def batch(size: int = 3, image: int = 64):
     }
 
 
-def test_forward_predicts_a_chunk_of_joints_and_gripper_logits():
-    model, b = tiny_model(), batch()
+def test_forward_predicts_a_chunk_of_joints_and_gripper_logits(make_act_model):
+    model, b = make_act_model(), batch()
     out = model(b["images"], b["proprio"], b["instructions"], b["actions"], b["is_pad"])
     assert out.joints.shape == (3, 20, 7) and out.gripper_logit.shape == (3, 20)
     assert out.mu.shape == out.logvar.shape == (3, 8)
@@ -48,8 +36,8 @@ def test_forward_predicts_a_chunk_of_joints_and_gripper_logits():
     assert inference.mu is None and inference.joints.shape == (3, 20, 7)
 
 
-def test_normalisation_round_trip_uses_the_dataset_statistics():
-    model = tiny_model()
+def test_normalisation_round_trip_uses_the_dataset_statistics(make_act_model):
+    model = make_act_model()
     joints = torch.randn(5, 20, 7, dtype=torch.float32)
     torch.testing.assert_close(model.denormalise_joints(model.normalise_joints(joints)), joints)
     mean = torch.linspace(-1, 1, 7)
@@ -57,8 +45,8 @@ def test_normalisation_round_trip_uses_the_dataset_statistics():
     torch.testing.assert_close(model.normalise_joints(mean + torch.linspace(0.1, 0.7, 7)), torch.ones(7))
 
 
-def test_padded_steps_do_not_count_in_the_loss():
-    model, b = tiny_model(), batch()
+def test_padded_steps_do_not_count_in_the_loss(make_act_model):
+    model, b = make_act_model(), batch()
     model.eval()  # latent zero and no dropout: identical predictions for both calls
     b["is_pad"][:, 12:] = True
     out = model(b["images"], b["proprio"], b["instructions"])
@@ -71,8 +59,8 @@ def test_padded_steps_do_not_count_in_the_loss():
     assert unmasked["l1"] > 10 * clean["l1"]
 
 
-def test_loss_combines_l1_bce_and_kl_with_genima_weights():
-    model, b = tiny_model(), batch()
+def test_loss_combines_l1_bce_and_kl_with_genima_weights(make_act_model):
+    model, b = make_act_model(), batch()
     out = model(b["images"], b["proprio"], b["instructions"], b["actions"], b["is_pad"])
     losses = model.loss(out, b["actions"], b["is_pad"])
     torch.testing.assert_close(losses["loss"], losses["l1"] + 0.05 * losses["bce"] + 10 * losses["kl"])
@@ -93,8 +81,8 @@ def test_film_resnet_equals_plain_resnet_until_film_is_trained():
     assert not torch.allclose(film(pixels, torch.randn(2, 4)), expected)
 
 
-def test_batch_norm_is_frozen_during_training():
-    model, b = tiny_model(), batch()
+def test_batch_norm_is_frozen_during_training(make_act_model):
+    model, b = make_act_model(), batch()
     frozen = [m for m in model.backbones.modules() if isinstance(m, FrozenBatchNorm2d)]
     assert frozen and not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
     before = frozen[0].running_mean.clone()
@@ -105,8 +93,8 @@ def test_batch_norm_is_frozen_during_training():
     assert not any(p.requires_grad for p in model.text_encoder.parameters())
 
 
-def test_instructions_condition_the_prediction():
-    model, b = tiny_model().eval(), batch(2)
+def test_instructions_condition_the_prediction(make_act_model):
+    model, b = make_act_model().eval(), batch(2)
     with torch.no_grad():
         for linear in model.backbones["front"].film.values():
             linear.weight.normal_()
@@ -115,8 +103,8 @@ def test_instructions_condition_the_prediction():
     assert not torch.allclose(out.joints[0], out.joints[1])
 
 
-def test_checkpoint_reload_predicts_identically(tmp_path):
-    model, b = tiny_model(seed=3).eval(), batch()
+def test_checkpoint_reload_predicts_identically(tmp_path, make_act_model):
+    model, b = make_act_model(seed=3).eval(), batch()
     model.save_pretrained(tmp_path / "ckpt")
     assert {p.name for p in (tmp_path / "ckpt").iterdir()} >= {
         "config.json",
@@ -132,14 +120,14 @@ def test_checkpoint_reload_predicts_identically(tmp_path):
     assert stats["count"] == 100 and len(stats["joint_mean"]) == 7
 
 
-def test_checkpoint_of_another_preset_is_refused(tmp_path):
-    tiny_model().save_pretrained(tmp_path / "ckpt")
+def test_checkpoint_of_another_preset_is_refused(tmp_path, make_act_model):
+    make_act_model().save_pretrained(tmp_path / "ckpt")
     with pytest.raises(CheckpointError, match="trained with preset 'tiny', not 'genima'"):
         ACTModel.from_pretrained(tmp_path / "ckpt", preset="genima")
 
 
-def test_weights_that_do_not_fit_the_config_name_the_tensor(tmp_path):
-    tiny_model().save_pretrained(tmp_path / "ckpt")
+def test_weights_that_do_not_fit_the_config_name_the_tensor(tmp_path, make_act_model):
+    make_act_model().save_pretrained(tmp_path / "ckpt")
     config_path = tmp_path / "ckpt" / "config.json"
     config = json.loads(config_path.read_text())
     config["ff_dim"] = 128
