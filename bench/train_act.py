@@ -188,9 +188,10 @@ def main() -> None:
         table.add_row(name, f"{rate:.1f}", f"{rate / baseline:.2f}x")
     console.print(table)
 
-    torch.set_num_threads(max(1, os.cpu_count() or 1))
     tiny = ACTDataset(rendered, targets="prerendered", image_size=64, **common)
-    steps = Table(title="ACT training steps/s (forward, backward, AdamW; data pre-loaded)")
+    steps = Table(
+        title=f"ACT training steps/s (forward, backward, AdamW; data pre-loaded; {torch.get_num_threads()} threads)"
+    )
     for column in ("preset", "device", "batch", "steps/s"):
         steps.add_column(column, justify="right")
     steps.add_row("tiny", "cpu", "8", f"{training_steps_per_s('tiny', tiny, 'cpu', args.train_steps, 8):.2f}")

@@ -39,7 +39,8 @@ def test_sample_holds_frame_t_images_proprio_and_next_chunk_in_robot_units(act_s
     np.testing.assert_array_equal(sample["actions"][:, :7], joints[3:23])
     np.testing.assert_array_equal(sample["actions"][:, 7], gripper[3:23])
     assert not sample["is_pad"].any()
-    assert sample["instruction"] == "touch the red ball"  # episode1's instruction
+    with open_dataset(act_store) as store, store.episode("episode1") as ep:
+        assert sample["instruction"] == ep.meta.instruction
 
 
 def test_chunk_past_the_episode_end_is_padded_and_masked(act_store):
