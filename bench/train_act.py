@@ -190,7 +190,8 @@ def main() -> None:
 
     tiny = ACTDataset(rendered, targets="prerendered", image_size=64, **common)
     steps = Table(
-        title=f"ACT training steps/s (forward, backward, AdamW; data pre-loaded; {torch.get_num_threads()} threads)"
+        title="ACT training steps/s (forward, backward, AdamW; data pre-loaded; "
+        f"{torch.get_num_threads()} threads)"
     )
     for column in ("preset", "device", "batch", "steps/s"):
         steps.add_column(column, justify="right")
