@@ -100,6 +100,8 @@ def act(
         save_every=save_every,
         augment=False if no_augment else None,
     )
+    if not result.main_process:
+        return
     last = result.metrics[-1] if result.metrics else {}
     console.print(
         f"trained {result.steps} steps, final loss {last.get('loss', float('nan')):.4f} → {result.checkpoint}"

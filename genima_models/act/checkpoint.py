@@ -47,6 +47,10 @@ def locate_checkpoint(path: str | Path) -> Path:
     return found[-1]
 
 
+def checkpoint_path(out: Path, step: int) -> Path:
+    return Path(out) / CHECKPOINTS / f"step-{step:08d}"
+
+
 def save_checkpoint(
     out: Path,
     step: int,
@@ -57,7 +61,7 @@ def save_checkpoint(
     keep: int = 3,
 ) -> Path:
     """Write checkpoint `step` atomically and delete all but the newest `keep` checkpoints."""
-    final = Path(out) / CHECKPOINTS / f"step-{step:08d}"
+    final = checkpoint_path(out, step)
     with atomic_output(final) as tmp:
         model.save_pretrained(tmp)
         torch.save(optimizer.state_dict(), tmp / OPTIMIZER_FILE)

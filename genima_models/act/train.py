@@ -26,6 +26,7 @@ from genima_data.progress import progress_bar, stderr_console
 from genima_models.act.augment import augment_images
 from genima_models.act.checkpoint import (
     checkpoint_dirs,
+    checkpoint_path,
     load_optimizer_state,
     read_trainer_state,
     save_checkpoint,
@@ -48,6 +49,7 @@ class TrainResult:
     checkpoint: Path
     steps: int
     metrics: list[dict[str, Any]]
+    main_process: bool = True  # False in the other processes of a multi-GPU run
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:
@@ -238,10 +240,10 @@ def train_act(
     metrics = MetricsLog(
         out / METRICS_FILE, after_step=step, enabled=accelerator.is_main_process, echo=progress
     )
-    last = _run_steps(accelerator, model, optimizer, loader, config, step, metrics, out, run_state, progress)
-    if last is None and start is None:
-        raise CheckpointError("training ran no steps and left no checkpoint", file=out)
-    return TrainResult(out, last or start, max(step, config.steps), read_metrics(metrics.path))
+    final = _run_steps(accelerator, model, optimizer, loader, config, step, metrics, out, run_state, progress)
+    return TrainResult(
+        out, checkpoint_path(out, final), final, read_metrics(metrics.path), accelerator.is_main_process
+    )
 
 
 def _run_steps(
@@ -255,11 +257,10 @@ def _run_steps(
     out: Path,
     run_state: dict[str, Any],
     progress: bool,
-) -> Path | None:
-    """Optimise from `step` to ``config.steps``; returns the last checkpoint written (None if none)."""
+) -> int:
+    """Optimise from `step` to ``config.steps``, checkpointing on the way and at the end; returns the step."""
     unwrapped: ACTModel = accelerator.unwrap_model(model)
     meter = LossMeter(accelerator, config.batch_size * accelerator.num_processes)
-    checkpoint = None
     epoch, skip = divmod(step, len(loader))
     model.train()
     enabled = progress and accelerator.is_main_process
@@ -286,10 +287,10 @@ def _run_steps(
                 if step % config.save_every == 0 or step == config.steps:
                     accelerator.wait_for_everyone()
                     if accelerator.is_main_process:
-                        checkpoint = save_checkpoint(out, step, unwrapped, optimizer, run_state)
+                        save_checkpoint(out, step, unwrapped, optimizer, run_state)
                 if step >= config.steps:
                     break
             epoch, skip = epoch + 1, 0
     accelerator.wait_for_everyone()
     accelerator.end_training()
-    return checkpoint
+    return step
