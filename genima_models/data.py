@@ -140,6 +140,19 @@ def episode_instruction(manifest: Manifest, task: str, instruction: str) -> str:
     return spec.instructions[0] if spec and spec.instructions else task.replace("_", " ")
 
 
+def robot_sample(
+    joints: np.ndarray, gripper: np.ndarray, t: int, chunk_size: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Proprio [gripper_open, joints] at t, the chunk [joints, gripper_open] at t+1 … t+chunk_size and its
+    padding mask; steps past the episode end repeat the last frame and are masked."""
+    future = np.arange(t + 1, t + 1 + chunk_size)
+    is_pad = future > len(joints) - 1
+    future = np.minimum(future, len(joints) - 1)
+    proprio = np.concatenate([gripper[t : t + 1], joints[t]]).astype(np.float32)
+    actions = np.concatenate([joints[future], gripper[future, None]], axis=1).astype(np.float32)
+    return proprio, actions, is_pad
+
+
 # ---------------------------------------------------------------------------------------------- stats
 @dataclass(frozen=True)
 class JointStats:
