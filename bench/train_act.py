@@ -29,7 +29,13 @@ from genima_data.store import open_dataset
 from genima_models.act.augment import augment_images
 from genima_models.act.config import preset_configs
 from genima_models.act.model import ACTModel
-from genima_models.data import ACTDataset, ControllerImages, stack_camera_images, target_path
+from genima_models.data import (
+    ACTDataset,
+    ControllerImages,
+    robot_sample,
+    stack_camera_images,
+    target_path,
+)
 
 console = Console()
 
@@ -80,20 +86,18 @@ class PNGFolderDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> dict:
         eid, t = self.index[i]
-        joints, gripper = self.low_dim[eid]["joints"], self.low_dim[eid]["gripper"]
-        future = np.arange(t + 1, t + 1 + self.chunk_size)
-        is_pad = future > len(joints) - 1
-        future = np.minimum(future, len(joints) - 1)
+        low_dim = self.low_dim[eid]
+        proprio, actions, is_pad = robot_sample(low_dim["joints"], low_dim["gripper"], t, self.chunk_size)
         images = [
             cv2.cvtColor(cv2.imread(str(self.root / eid / f"{cam}_rnd_bg" / f"{t}.png")), cv2.COLOR_BGR2RGB)
             for cam in self.cameras
         ]
         return {
             "images": stack_camera_images(images, self.image_size),
-            "proprio": np.concatenate([gripper[t : t + 1], joints[t]]).astype(np.float32),
-            "actions": np.concatenate([joints[future], gripper[future, None]], 1).astype(np.float32),
+            "proprio": proprio,
+            "actions": actions,
             "is_pad": is_pad,
-            "instruction": str(self.low_dim[eid]["instruction"]),
+            "instruction": str(low_dim["instruction"]),
         }
 
 

@@ -392,18 +392,15 @@ class ACTDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         episode_id, t = self.index.locate(index)
-        joints, gripper = self.joints[episode_id], self.gripper[episode_id]
-        future = np.arange(t + 1, t + 1 + self.chunk_size)
-        is_pad = future > len(joints) - 1
-        future = np.minimum(
-            future, len(joints) - 1
-        )  # padded steps repeat the last frame; the mask hides them
+        proprio, actions, is_pad = robot_sample(
+            self.joints[episode_id], self.gripper[episode_id], t, self.chunk_size
+        )
         rng = np.random.default_rng() if self.random_textures else np.random.default_rng(index)
         images = self.images.read(self.store.get(), episode_id, t, rng)
         return {
             "images": stack_camera_images(images, self.image_size),
-            "proprio": np.concatenate([gripper[t : t + 1], joints[t]]).astype(np.float32),
-            "actions": np.concatenate([joints[future], gripper[future, None]], axis=1).astype(np.float32),
+            "proprio": proprio,
+            "actions": actions,
             "is_pad": is_pad,
             "instruction": self.instructions[episode_id],
             "episode": episode_id,
