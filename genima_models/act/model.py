@@ -13,6 +13,7 @@ a learned per-camera embedding for image features).
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 from collections.abc import Sequence
@@ -87,17 +88,11 @@ class ACTModel(nn.Module):
         )
         text_dim = self.text_encoder.config.hidden_size
         weights = config.backbone_weights if pretrained else None
-        self.backbones = nn.ModuleDict(
-            {
-                cam: FiLMResNet(
-                    load_resnet(config.backbone, weights, local_files_only=local_files_only),
-                    text_dim,
-                    config.film_stages,
-                )
-                for cam in config.cameras
-            }
+        resnet = load_resnet(config.backbone, weights, local_files_only=local_files_only)
+        self.backbones = nn.ModuleDict(  # one ResNet per camera, each starting from the same weights
+            {cam: FiLMResNet(copy.deepcopy(resnet), text_dim, config.film_stages) for cam in config.cameras}
         )
-        loaded = self.backbones[config.cameras[0]].resnet.config
+        loaded = resnet.config
         config.backbone = {**config.backbone, **{k: getattr(loaded, k) for k in config.backbone}}
         self.stats_count = stats.count
         d, dof = config.hidden_dim, config.dof
