@@ -7,6 +7,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from genima_data.demo import build_demo  # noqa: E402
 from genima_data.schema import EpisodeSummary  # noqa: E402
 from genima_data.store import open_dataset  # noqa: E402
 from genima_models.data import (  # noqa: E402
@@ -170,3 +171,32 @@ def test_no_targets_and_nothing_to_render_from_is_a_clear_error(act_store_dir, t
         TrainingDataError, match="targets/front/rnd_bg: no pre-rendered targets and cannot render"
     ):
         ACTDataset(path, split="all", targets="on-the-fly")
+
+
+def test_on_the_fly_targets_draw_spheres_on_a_new_texture_per_read(demo_copy):
+    pytest.importorskip("genima_data.render.targets")
+    training = ACTDataset(demo_copy, split="all", cameras=["front"])
+    first, second = training[3]["images"], training[3]["images"]
+    assert first.shape == (1, 3, 32, 32) and not np.array_equal(first, second)
+    evaluation = ACTDataset(demo_copy, split="all", cameras=["front"], random_textures=False)
+    np.testing.assert_array_equal(evaluation[3]["images"], evaluation[3]["images"])
+    assert not np.array_equal(evaluation[3]["images"], evaluation[4]["images"])
+
+
+def test_stored_targets_are_used_where_present_and_the_rest_is_rendered(act_store_dir, tmp_path):
+    pytest.importorskip("genima_data.render.targets")
+    path = tmp_path / "partial.zarr"
+    build_demo(path, episodes=2, frames=ACT_FRAMES, size=32).close()
+    with open_dataset(path, mode="a") as ds:
+        ds.add_arrays("episode0", {"targets/front/rnd_bg": np.full((ACT_FRAMES, 32, 32, 3), 7, np.uint8)})
+    ds = ACTDataset(path, split="all", cameras=["front"], random_textures=False)
+    assert int(ds[0]["images"].max()) == 7  # episode0: stored
+    assert ds[ACT_FRAMES - 1]["images"].std() > 10  # episode1: rendered on a texture
+
+
+def test_on_the_fly_rendering_works_in_dataloader_workers(demo_copy):
+    pytest.importorskip("genima_data.render.targets")
+    ds = ACTDataset(demo_copy, split="all", cameras=["front", "wrist"], random_textures=False)
+    serial = next(iter(torch.utils.data.DataLoader(ds, batch_size=6)))
+    parallel = next(iter(torch.utils.data.DataLoader(ds, batch_size=6, num_workers=2)))
+    assert torch.equal(serial["images"], parallel["images"])
