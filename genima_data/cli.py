@@ -256,6 +256,109 @@ def validate(
     raise typer.Exit(result.exit_code)
 
 
+# ------------------------------------------------------------------------------------------------------------
+# calibration (branch `calibration`): import camera calibration, show it, attach it to a dataset
+calibration_app = typer.Typer(
+    help="Import camera calibration (ROS camera_info, OpenCV FileStorage, Kalibr camchain, genima) and "
+    "attach it to a dataset.",
+    no_args_is_help=True,
+)
+app.add_typer(calibration_app, name="calibration")
+
+CALIBRATION_FORMAT_HELP = "File format: ros, opencv, kalibr or genima (default: detected)."
+CAMERA_HELP = "Name the camera of a ROS/OpenCV file, or pick one camera of a Kalibr/genima file."
+RENAME_HELP = "Rename a camera OLD=NEW, e.g. cam0=front (repeatable)."
+REFERENCE_HELP = "Kalibr reference frame the poses are relative to: cam0..camN or imu."
+REFERENCE_POSE_HELP = (
+    "File with T_world_reference, the reference frame's pose in the world (default identity)."
+)
+
+
+def _name_pairs(pairs: list[str], what: str) -> dict[str, str]:
+    """NAME=VALUE options with the value kept as text (camera names, file names)."""
+    _parse_options(pairs, what)  # rejects anything that is not KEY=VALUE
+    return dict(pair.split("=", 1) for pair in pairs)
+
+
+def _load_cameras(
+    files: list[Path],
+    fmt: str | None,
+    camera: str | None,
+    rename: list[str],
+    reference: str,
+    reference_pose: Path | None,
+) -> list:
+    from genima_data.calibration import load_calibrations, load_pose
+
+    if camera is not None and len(files) > 1:
+        raise GenimaDataError("--camera applies to one file; use --rename to name the cameras of several")
+    return load_calibrations(
+        files,
+        format=fmt,
+        camera=camera,
+        rename=_name_pairs(rename, "--rename"),
+        reference=reference,
+        T_world_reference=None if reference_pose is None else load_pose(reference_pose),
+    )
+
+
+@calibration_app.command("show")
+def calibration_show(
+    file: Path = typer.Argument(..., help="Calibration file."),
+    as_json: bool = typer.Option(False, "--json", help="Print the cameras as genima-format JSON."),
+    fmt: str | None = typer.Option(None, "--format", help=CALIBRATION_FORMAT_HELP),
+    camera: str | None = typer.Option(None, "--camera", help=CAMERA_HELP),
+    rename: list[str] = typer.Option([], "--rename", help=RENAME_HELP),
+    reference: str = typer.Option("cam0", "--reference", help=REFERENCE_HELP),
+    reference_pose: Path | None = typer.Option(None, "--reference-pose", help=REFERENCE_POSE_HELP),
+    out: Path | None = typer.Option(
+        None, "--out", help="Also save the cameras in genima format (YAML/JSON)."
+    ),
+) -> None:
+    """Show the cameras of a calibration file; --out converts it to genima format."""
+    from genima_data.calibration import calibration_document, calibration_table, save_calibration
+
+    cameras = _load_cameras([file], fmt, camera, rename, reference, reference_pose)
+    if out is not None:
+        save_calibration(cameras, out)
+    if as_json:
+        console.print_json(data=calibration_document(cameras))
+    else:
+        console.print(calibration_table(cameras, title=str(file)))
+
+
+@calibration_app.command("attach")
+def calibration_attach(
+    dataset: Path = typer.Argument(..., help="A genima-data dataset (HDF5 directory or .zarr)."),
+    files: list[Path] = typer.Argument(
+        None, help="Calibration files (intrinsics, and poses where they have them)."
+    ),
+    fmt: str | None = typer.Option(None, "--format", help=CALIBRATION_FORMAT_HELP),
+    camera: str | None = typer.Option(None, "--camera", help=CAMERA_HELP),
+    rename: list[str] = typer.Option([], "--rename", help=RENAME_HELP),
+    pose: list[str] = typer.Option(
+        [], "--pose", help="Set a camera's T_world_camera from a file: NAME=FILE."
+    ),
+    reference: str = typer.Option("cam0", "--reference", help=REFERENCE_HELP),
+    reference_pose: Path | None = typer.Option(None, "--reference-pose", help=REFERENCE_POSE_HELP),
+    intrinsics_only: bool = typer.Option(
+        False, "--intrinsics-only", help="Keep the dataset's camera poses; take only intrinsics from FILES."
+    ),
+) -> None:
+    """Attach calibration to a dataset's cameras (image sizes are checked against the frames)."""
+    from genima_data.calibration import attach_calibration, calibration_table, load_pose
+
+    cameras = _load_cameras(files or [], fmt, camera, rename, reference, reference_pose)
+    poses = {name: load_pose(path) for name, path in _name_pairs(pose, "--pose").items()}
+    if not cameras and not poses:
+        raise GenimaDataError("nothing to attach: give calibration FILES and/or --pose NAME=FILE")
+    manifest = attach_calibration(dataset, cameras, poses=poses, intrinsics_only=intrinsics_only)
+    changed = {c.name for c in cameras} | set(poses)
+    console.print(
+        calibration_table([c for c in manifest.cameras if c.name in changed], title=f"attached to {dataset}")
+    )
+
+
 def run_app(typer_app: typer.Typer, args: list[str], prog_name: str) -> None:
     """Run a typer app with one-line errors and exit codes; tracebacks only with --debug."""
     debug = "--debug" in args
