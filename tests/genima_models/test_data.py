@@ -174,7 +174,6 @@ def test_no_targets_and_nothing_to_render_from_is_a_clear_error(act_store_dir, t
 
 
 def test_on_the_fly_targets_draw_spheres_on_a_new_texture_per_read(demo_copy):
-    pytest.importorskip("genima_data.render.targets")
     training = ACTDataset(demo_copy, split="all", cameras=["front"])
     first, second = training[3]["images"], training[3]["images"]
     assert first.shape == (1, 3, 32, 32) and not np.array_equal(first, second)
@@ -184,7 +183,6 @@ def test_on_the_fly_targets_draw_spheres_on_a_new_texture_per_read(demo_copy):
 
 
 def test_stored_targets_are_used_where_present_and_the_rest_is_rendered(act_store_dir, tmp_path):
-    pytest.importorskip("genima_data.render.targets")
     path = tmp_path / "partial.zarr"
     build_demo(path, episodes=2, frames=ACT_FRAMES, size=32).close()
     with open_dataset(path, mode="a") as ds:
@@ -195,7 +193,6 @@ def test_stored_targets_are_used_where_present_and_the_rest_is_rendered(act_stor
 
 
 def test_on_the_fly_rendering_works_in_dataloader_workers(demo_copy):
-    pytest.importorskip("genima_data.render.targets")
     ds = ACTDataset(demo_copy, split="all", cameras=["front", "wrist"], random_textures=False)
     serial = next(iter(torch.utils.data.DataLoader(ds, batch_size=6)))
     parallel = next(iter(torch.utils.data.DataLoader(ds, batch_size=6, num_workers=2)))
