@@ -26,9 +26,9 @@ from rich.table import Table
 
 from genima_data.demo import build_demo
 from genima_data.store import open_dataset
-from genima_models.act.augment import augment_images
 from genima_models.act.config import preset_configs
 from genima_models.act.model import ACTModel
+from genima_models.act.train import batch_losses
 from genima_models.data import (
     ACTDataset,
     ControllerImages,
@@ -134,9 +134,7 @@ def training_steps_per_s(preset: str, dataset: ACTDataset, device: str, steps: i
     batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in next(iter(loader)).items()}
 
     def one_step() -> None:
-        images = augment_images(batch["images"].float() / 255, train)
-        output = model(images, batch["proprio"], batch["instruction"], batch["actions"], batch["is_pad"])
-        model.loss(output, batch["actions"], batch["is_pad"])["loss"].backward()
+        batch_losses(model, model, batch, train)["loss"].backward()
         optimizer.step()
         optimizer.zero_grad()
 

@@ -35,6 +35,8 @@ def _root(
 @app.command("subcommands")
 def subcommands() -> None:
     """List the training and evaluation subcommands and their state."""
+    typer.echo("act             train the ACT controller            (available)")
+    typer.echo("eval-act        offline evaluation of ACT           (available)")
     typer.echo("diffusion       fine-tune the ControlNet agent      (planned: issue 6)")
     typer.echo("eval-diffusion  sphere-localisation metric          (planned: issue 6)")
 

@@ -152,6 +152,20 @@ class LossMeter:
         return row
 
 
+def batch_losses(
+    model: torch.nn.Module, act_model: ACTModel, batch: dict[str, Any], config: TrainConfig
+) -> dict[str, torch.Tensor]:
+    """Loss components of one training batch: uint8 images to [0, 1], augmented when ``config.augment``.
+
+    `model` runs the forward pass (it may be accelerate's wrapper of `act_model`, which owns the loss).
+    """
+    images = batch["images"].float() / 255
+    if config.augment:
+        images = augment_images(images, config)
+    output = model(images, batch["proprio"], batch["instruction"], batch["actions"], batch["is_pad"])
+    return act_model.loss(output, batch["actions"], batch["is_pad"])
+
+
 def train_act(
     data: str | Path,
     out: str | Path,
@@ -269,13 +283,7 @@ def _run_steps(
         while step < config.steps:
             loader.set_epoch(epoch)
             for batch in accelerator.skip_first_batches(loader, skip) if skip else loader:
-                images = batch["images"].float() / 255
-                if config.augment:
-                    images = augment_images(images, config)
-                output = model(
-                    images, batch["proprio"], batch["instruction"], batch["actions"], batch["is_pad"]
-                )
-                losses = unwrapped.loss(output, batch["actions"], batch["is_pad"])
+                losses = batch_losses(model, unwrapped, batch, config)
                 accelerator.backward(losses["loss"])
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)

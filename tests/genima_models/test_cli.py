@@ -67,3 +67,11 @@ def test_help_works_without_importing_torch():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert "--preset" in result.stdout and "--resume" in result.stdout
+
+
+def test_subcommands_and_help_list_act_and_eval_act_as_available(run_train_cli):
+    listed = run_train_cli("subcommands")
+    state = {line.split()[0]: line for line in listed.stdout.splitlines()}
+    assert "(available)" in state["act"] and "(available)" in state["eval-act"]
+    helped = run_train_cli("--help")
+    assert helped.exit_code == 0 and "act" in helped.stdout and "eval-act" in helped.stdout
