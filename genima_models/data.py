@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -29,6 +29,7 @@ import torch.utils.data
 from genima_data.episode import Episode
 from genima_data.errors import GenimaDataError
 from genima_data.schema import Manifest
+from genima_data.stats import FieldStats, compute_stats
 from genima_data.store import Dataset, open_dataset
 from genima_models.errors import TrainingDataError
 
@@ -162,6 +163,17 @@ class JointStats:
     std: np.ndarray
     count: int
 
+    @classmethod
+    def from_field(cls, joints: FieldStats, *, min_std: float = MIN_JOINT_STD) -> JointStats:
+        """Mean and population std of `genima_data.stats` joint statistics, std floored at `min_std`."""
+        return cls(joints.mean, np.maximum(joints.std, min_std), int(joints.count.min()))
+
+    @classmethod
+    def of_episodes(cls, path: str | Path, episode_ids: Sequence[str]) -> JointStats:
+        """Exact statistics over every frame of the episodes' ``robot/joint_positions``."""
+        stats = compute_stats(path, episodes=episode_ids, image_frames=0)
+        return cls.from_field(stats.field("robot/joint_positions"))
+
     def to_dict(self) -> dict[str, Any]:
         return {"joint_mean": self.mean.tolist(), "joint_std": self.std.tolist(), "count": self.count}
 
@@ -172,17 +184,6 @@ class JointStats:
             np.asarray(data["joint_std"], np.float64),
             int(data["count"]),
         )
-
-
-def joint_stats(joint_arrays: Iterable[np.ndarray], *, min_std: float = MIN_JOINT_STD) -> JointStats:
-    """Exact mean and (population) std over every frame of the given (T, dof) arrays, std floored at min_std.
-
-    Kept in this one function so it can later defer to `genima_data.stats.compute_stats`.
-    """
-    frames = np.concatenate([np.asarray(a, np.float64) for a in joint_arrays], axis=0)
-    if len(frames) == 0:
-        raise TrainingDataError("no frames to compute joint statistics from")
-    return JointStats(frames.mean(axis=0), np.maximum(frames.std(axis=0), min_std), len(frames))
 
 
 # ---------------------------------------------------------------------------------------------- targets
@@ -384,8 +385,8 @@ class ACTDataset(torch.utils.data.Dataset):
         return self.manifest.robot.dof
 
     def joint_stats(self) -> JointStats:
-        """Exact joint statistics over every frame of this dataset's episodes."""
-        return joint_stats(self.joints[eid] for eid in self.episode_ids)
+        """Exact joint statistics over every frame of this dataset's episodes (genima_data.stats)."""
+        return JointStats.of_episodes(self.path, self.episode_ids)
 
     def __len__(self) -> int:
         return len(self.index)

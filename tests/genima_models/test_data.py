@@ -9,13 +9,14 @@ torch = pytest.importorskip("torch")
 
 from genima_data.demo import build_demo  # noqa: E402
 from genima_data.schema import EpisodeSummary  # noqa: E402
+from genima_data.stats import FieldStats  # noqa: E402
 from genima_data.store import open_dataset  # noqa: E402
 from genima_models.data import (  # noqa: E402
     ACTDataset,
     FrameIndex,
+    JointStats,
     StoreHandle,
     episode_split,
-    joint_stats,
 )
 from genima_models.errors import TrainingDataError  # noqa: E402
 from tests.conftest import ACT_FRAMES, target_pixel  # noqa: E402
@@ -105,10 +106,10 @@ def test_joint_stats_are_exact_over_every_training_frame(act_store):
 
 
 def test_a_joint_that_never_moves_gets_the_floor_std():
-    stats = joint_stats([np.zeros((5, 2)), np.ones((5, 2))])
-    stats_still = joint_stats([np.full((4, 1), 0.3)])
-    np.testing.assert_allclose(stats.std, [0.5, 0.5])
-    assert stats_still.std[0] == pytest.approx(1e-2)
+    moving = FieldStats.of("robot/joint_positions", ["a", "b"], np.r_[np.zeros((5, 2)), np.ones((5, 2))])
+    still = FieldStats.of("robot/joint_positions", ["a"], np.full((4, 1), 0.3))
+    np.testing.assert_allclose(JointStats.from_field(moving).std, [0.5, 0.5])
+    assert JointStats.from_field(still).std[0] == pytest.approx(1e-2)
 
 
 def test_dataloader_workers_open_their_own_handles_and_yield_the_same_samples(act_store):
