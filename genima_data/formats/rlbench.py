@@ -87,6 +87,9 @@ from genima_data.schema import (
 DEFAULT_FPS = 20.0  # RLBench records one observation per 0.05 s simulation step (CoppeliaSim's default)
 PANDA_JOINT1_HEIGHT = 0.333  # m: joint 1 above the Panda's base (Franka's d1)
 RLBENCH_PANDA_BASE = (-0.26796156, -0.00639182, 0.75003237)  # m, measured from joint_poses (notes)
+# CoppeliaSim's Panda has joint 4's zero 4.0° from Franka's DH zero: with it FK meets the recorded joint
+# positions to 1.4 mm on the shared sample, without it 3.4 cm (docs/geometry.md)
+RLBENCH_PANDA_JOINT_OFFSETS = (0.0, 0.0, 0.0, float(np.deg2rad(4.0)), 0.0, 0.0, 0.0)  # rad
 STATIC_TOLERANCE = 1e-6  # m / rotation entries: a camera this still over an episode is static
 INTRINSICS_TOLERANCE = 1e-9  # relative
 WRIST_CAMERA = "wrist"  # mounted on the robot's ee_link unless the camera_mounts option says otherwise
@@ -715,7 +718,9 @@ class RLBenchReader:
         loc, columns = self._first_demo()
         episode_dir = loc.folder(self.root)
         joint_poses = _first_value(columns, "misc/joint_poses")
-        robot = franka_panda(rlbench_base_pose(None if joint_poses is None else joint_poses[0]))
+        robot = franka_panda(rlbench_base_pose(None if joint_poses is None else joint_poses[0])).model_copy(
+            update={"joint_offsets": list(RLBENCH_PANDA_JOINT_OFFSETS)}
+        )
         cameras = [self._camera(name, columns, episode_dir, robot) for name in camera_names(columns)]
         tasks: dict[str, list[str]] = {}
         by_variation: dict[str, dict[str, list[str]]] = {}

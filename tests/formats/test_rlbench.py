@@ -586,3 +586,29 @@ def test_poses_agree_with_the_geometry_contract(rlbench_dir):
         links, ee_world = link_poses_or_fk(reader.manifest, ep)
     assert np.allclose(ee_world, np.stack([o.gripper_matrix for o in raw]), atol=1e-12)
     assert np.allclose(links[..., :3, 3], np.array([o.misc["joint_poses"] for o in raw])[..., :3], atol=1e-12)
+
+
+def fk_miss_m(kinematics, q, recorded_link_poses) -> float:
+    fk = kinematics.joint_frames(q)
+    return float(np.linalg.norm(fk[..., :3, 3] - recorded_link_poses[..., :3, 3], axis=-1).max())
+
+
+def test_fk_without_rlbench_joint_offset_misses_recorded_joints_by_centimetres(rlbench_dir):
+    from genima_data.geometry.kinematics import load_kinematics
+
+    reader = RLBenchReader(rlbench_dir)
+    kinematics = load_kinematics(reader.manifest.robot)
+    for episode_id in EPISODES:
+        with reader.episode(episode_id) as ep:
+            q, recorded = ep.load("robot/joint_positions"), ep.load("robot/link_poses")
+
+        assert fk_miss_m(kinematics, q, recorded) < 2e-3
+        assert fk_miss_m(kinematics.with_joint_offsets(np.zeros(7)), q, recorded) > 2e-2
+
+
+def test_converted_rlbench_sample_passes_every_check(rlbench_dir, tmp_path):
+    from genima_data.validate import validate_dataset
+
+    convert(rlbench_dir, tmp_path / "rlbench.zarr")
+    report = validate_dataset(tmp_path / "rlbench.zarr")
+    assert [f.one_line() for f in report.errors] == []
