@@ -193,3 +193,19 @@ def test_unknown_reader_or_writer_option_is_a_one_line_error(demo_store_dir, tmp
         in (result.stderr.replace("\n", " "))
     )
     assert not (tmp_path / "lr").exists()
+
+
+@pytest.mark.parametrize("to", ["hdf5", "zarr"])
+def test_converted_targets_keep_their_render_record_so_rerendering_is_not_refused(demo_copy, tmp_path, to):
+    from genima_data.render.pipeline import render_targets, stored_record
+
+    render_targets(demo_copy, random_bg="procedural")
+    dst = tmp_path / f"converted.{to}"
+    convert(demo_copy, dst, to=to)
+    src_ds, dst_ds = open_dataset(demo_copy), open_dataset(dst)
+    for eid in src_ds.episode_ids:
+        with src_ds.episode(eid) as a, dst_ds.episode(eid) as b:
+            targets = [p for p in a.paths() if p.startswith("targets/")]
+            assert targets and all(stored_record(b, p) == stored_record(a, p) is not None for p in targets)
+    rerun = render_targets(dst, random_bg="procedural")  # same config: nothing to redo, nothing refused
+    assert not rerun.rendered

@@ -35,6 +35,7 @@ from genima_data.store.base import (
     ArrayMap,
     Dataset,
     array_kind,
+    carried_attrs,
     chunk_shape,
     iter_blocks,
     meta_from_json,
@@ -341,7 +342,7 @@ class ZarrDataset(Dataset):
             tmp.mkdir()
             (tmp / NODE).write_text(_group_doc({"meta": episode.meta.model_dump(mode="json")}))
             for path, source in sorted(episode.arrays.items()):
-                self._create_and_fill(tmp, path, source, path)
+                self._create_and_fill(tmp, path, source, path, carried_attrs(source))
 
     def _add_arrays(
         self, episode_id: str, arrays: ArrayMap, replace: bool, attrs: ArrayAttrs, codec: str | None
