@@ -49,7 +49,7 @@ from genima_data.episode import Episode
 from genima_data.progress import progress_bar
 from genima_data.schema import Manifest
 from genima_data.store import create_dataset, open_dataset
-from genima_data.store.base import OPEN_EPISODE_CACHE
+from genima_data.store.base import FRAME_HANDLE_CACHE
 from genima_data.store.codecs import DEFAULT_CODECS
 
 CAMERA = "front"
@@ -165,7 +165,7 @@ def timed(run: Callable[[], object]) -> Timing:
 def read_patterns(episodes: int, frames: int, reads: int, seed: int) -> dict[str, list[Pick]]:
     """Random single-frame picks over all episodes, and over only as many as a store keeps open."""
     rng = np.random.default_rng(seed)
-    open_episodes = min(episodes, OPEN_EPISODE_CACHE)
+    open_episodes = min(episodes, FRAME_HANDLE_CACHE)
     return {
         f"all {episodes} episodes": [
             (f"episode{rng.integers(episodes)}", int(rng.integers(frames))) for _ in range(reads)
@@ -336,8 +336,8 @@ def run(
     *,
     sizes: Sequence[int] = (128, 256),
     kinds: Sequence[str] = FRAME_KINDS,
-    episodes: int = 12,
-    frames: int = 30,
+    episodes: int = FRAME_HANDLE_CACHE + 8,
+    frames: int = 8,
     reads: int = 500,
     repeats: int = 5,
     all_codecs: bool = True,
@@ -372,9 +372,12 @@ def main(argv: Sequence[str] | None = None) -> list[Suite]:
     parser.add_argument("--sizes", type=int, nargs="+", default=[128, 256], help="frame sizes (square)")
     parser.add_argument("--kinds", nargs="+", choices=FRAME_KINDS, default=list(FRAME_KINDS))
     parser.add_argument(
-        "--episodes", type=int, default=12, help="episodes per suite (more than stores keep open)"
+        "--episodes",
+        type=int,
+        default=FRAME_HANDLE_CACHE + 8,
+        help="episodes per suite (more than stores keep ready)",
     )
-    parser.add_argument("--frames", type=int, default=30, help="frames per episode")
+    parser.add_argument("--frames", type=int, default=8, help="frames per episode")
     parser.add_argument("--reads", type=int, default=500, help="random single-frame reads per repeat")
     parser.add_argument("--repeats", type=int, default=5, help="repeats; medians are reported")
     parser.add_argument("--defaults-only", action="store_true", help="only each store's default image codec")

@@ -39,7 +39,35 @@ Mode = Literal["r", "a"]
 ArrayMap = Mapping[str, ArraySource]  # logical path -> array source
 ArrayAttrs = Mapping[str, Mapping[str, str]]  # logical path -> string attributes stored with the array
 COPY_BLOCK_BYTES = 8 << 20  # frames copied per block: bounded memory whatever the episode length
-OPEN_EPISODE_CACHE = 8  # episodes kept open for random frame access
+# episodes kept ready for random frame access: an HDF5 file handle, or parsed zarr array metadata each
+FRAME_HANDLE_CACHE = 64
+
+
+class FrameHandle(ABC):
+    """One episode opened for single-frame reads only: no metadata parse, arrays resolved on first use."""
+
+    def __init__(self, location: Path, episode_id: str) -> None:
+        self.location = location
+        self.episode_id = episode_id
+        self._sources: dict[str, ArraySource] = {}
+
+    def source(self, path: str) -> ArraySource:
+        """The array at logical `path` (StoreError naming the field when the episode has none)."""
+        if path not in self._sources:
+            self._sources[path] = self._resolve(path)
+        return self._sources[path]
+
+    def missing(self, path: str) -> StoreError:
+        return StoreError(
+            "no such array in the episode", file=self.location, episode=self.episode_id, field=path
+        )
+
+    @abstractmethod
+    def _resolve(self, path: str) -> ArraySource: ...
+
+    def close(self) -> None:
+        """Release what the handle holds (back-ends with open files close them too)."""
+        self._sources.clear()
 
 
 StructureKind = Literal["missing", "unknown", "camera", "dtype", "frames", "shape"]
@@ -163,10 +191,14 @@ class Dataset(ABC):
         self.path = Path(path)
         self._manifest = manifest
         self.mode: Mode = mode
-        self._open: OrderedDict[str, Episode] = OrderedDict()
+        self._open: OrderedDict[str, FrameHandle] = OrderedDict()
         self._written: dict[str, EpisodeSummary] = {}
 
     # ---------------------------------------------------------------- back-end specifics
+    @abstractmethod
+    def _frame_handle(self, episode_id: str) -> FrameHandle:
+        """The episode opened for single-frame reads (see `read_frame`)."""
+
     @classmethod
     @abstractmethod
     def _read_committed(cls, path: Path) -> str | None:
@@ -333,12 +365,16 @@ class Dataset(ABC):
         return self._open_episode(episode_id)
 
     def read_frame(self, episode_id: str, path: str, t: int) -> np.ndarray:
-        """Frame `t` of stream `path` of one episode; keeps recently used episodes open."""
-        ep = self._open.pop(episode_id, None) or self._open_episode(episode_id)
-        self._open[episode_id] = ep
-        while len(self._open) > OPEN_EPISODE_CACHE:
+        """Frame `t` of stream `path` of one episode; recent episodes stay ready (FRAME_HANDLE_CACHE)."""
+        handle = self._open.pop(episode_id, None)
+        if handle is None:
+            if self.mode == "r" and episode_id not in self:
+                raise StoreError(f"no episode '{episode_id}' in the dataset", file=self.path)
+            handle = self._frame_handle(episode_id)
+        self._open[episode_id] = handle
+        while len(self._open) > FRAME_HANDLE_CACHE:
             self._open.popitem(last=False)[1].close()
-        return np.asarray(ep[path][t])
+        return np.asarray(handle.source(path)[t])
 
     def codecs(self) -> dict[str, str]:
         """Codec name per array path of the first episode (all episodes share the store's codecs)."""

@@ -23,6 +23,7 @@ from genima_data.store.base import (
     ArrayAttrs,
     ArrayMap,
     Dataset,
+    FrameHandle,
     array_kind,
     carried_attrs,
     chunk_shape,
@@ -48,6 +49,25 @@ def _open_h5(path: Path, episode_id: str) -> h5py.File:
         raise StoreError(
             f"episode file is truncated or corrupt ({exc})", file=path, episode=episode_id
         ) from None
+
+
+class _H5Frames(FrameHandle):
+    """Keeps the episode file open; skips the metadata parse, checks each array's filter on first use."""
+
+    def __init__(self, location: Path, episode_id: str) -> None:
+        super().__init__(location, episode_id)
+        self._file = _open_h5(location, episode_id)
+
+    def _resolve(self, path: str) -> ArraySource:
+        dataset = self._file.get(path)
+        if not isinstance(dataset, h5py.Dataset):
+            raise self.missing(path)
+        check_hdf5_filters(dataset, file=str(self.location), episode=self.episode_id, field=path)
+        return dataset
+
+    def close(self) -> None:
+        super().close()
+        self._file.close()
 
 
 def _dataset_paths(f: h5py.File) -> list[str]:
@@ -113,6 +133,12 @@ class HDF5Dataset(Dataset):
             if "meta" not in f.attrs:
                 raise StoreError("episode file has no 'meta' attribute", file=path, episode=episode_id)
             return meta_from_json(f.attrs["meta"], file=path, episode=episode_id)
+
+    def _frame_handle(self, episode_id: str) -> FrameHandle:
+        path = self._episode_location(episode_id)
+        if not path.exists():
+            raise StoreError("episode file is missing", file=path, episode=episode_id)
+        return _H5Frames(path, episode_id)
 
     def _open_episode(self, episode_id: str) -> Episode:
         path = self._episode_location(episode_id)

@@ -34,6 +34,7 @@ from genima_data.store.base import (
     ArrayAttrs,
     ArrayMap,
     Dataset,
+    FrameHandle,
     array_kind,
     carried_attrs,
     chunk_shape,
@@ -210,6 +211,18 @@ def _array_nodes(root: Path) -> dict[str, dict[str, Any]]:
     return nodes
 
 
+class _ZarrFrames(FrameHandle):
+    """Parses only the zarr.json of the arrays read; holds no file handles."""
+
+    def _resolve(self, path: str) -> ArraySource:
+        node = _read_node(self.location / path)
+        if node is None or node.get("node_type") != "array":
+            raise self.missing(path)
+        return ZarrArraySource(
+            self.location / path, node, file=str(self.location), episode=self.episode_id, field=path
+        )
+
+
 class ZarrDataset(Dataset):
     backend = "zarr"
 
@@ -283,6 +296,9 @@ class ZarrDataset(Dataset):
         return meta_from_json(
             json.dumps(node["attributes"]["meta"]), file=directory / NODE, episode=episode_id
         )
+
+    def _frame_handle(self, episode_id: str) -> FrameHandle:
+        return _ZarrFrames(self._episode_location(episode_id), episode_id)
 
     def _open_episode(self, episode_id: str) -> Episode:
         directory = self._episode_location(episode_id)

@@ -389,3 +389,25 @@ def test_lazy_source_is_copied_in_bounded_blocks(tmp_path, manifest, make_episod
     ds = create_dataset(tmp_path / "ds", manifest)
     ds.write_episode(ep)
     assert seen == list(range(12))  # each frame decoded once, in order
+
+
+def test_read_frame_of_a_missing_array_names_episode_and_field(demo_copy):
+    with pytest.raises(StoreError) as err:
+        open_dataset(demo_copy).read_frame("episode0", "cameras/nowhere/rgb", 0)
+    message = str(err.value)
+    assert "episode0" in message and "cameras/nowhere/rgb" in message and "\n" not in message
+
+
+def test_random_reads_over_more_episodes_than_kept_ready_return_the_right_frames(demo_copy, monkeypatch):
+    from genima_data.store import base
+
+    monkeypatch.setattr(base, "FRAME_HANDLE_CACHE", 1)  # every switch of episode evicts (and closes) one
+    ds = open_dataset(demo_copy)
+    expected = {}
+    for eid in ds.episode_ids:
+        with ds.episode(eid) as ep:
+            expected[eid] = np.asarray(ep["cameras/front/rgb"][...])
+    for t, eid in enumerate(ds.episode_ids * 3):
+        assert np.array_equal(ds.read_frame(eid, "cameras/front/rgb", t % 5), expected[eid][t % 5])
+    assert len(ds._open) == 1
+    ds.close()
