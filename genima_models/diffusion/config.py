@@ -6,7 +6,6 @@ tiling, prompt and base model the ControlNet was trained with. Needs no torch (t
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Literal
 
@@ -139,4 +138,4 @@ def preset_config(preset: str, **overrides: Any) -> DiffusionConfig:
     if preset not in PRESETS:
         raise DiffusionError(f"unknown preset '{preset}'; choose from {sorted(PRESETS)}", field="preset")
     values = {"preset": preset, **PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None}}
-    return parse_model(DiffusionConfig, json.loads(json.dumps(values)))
+    return parse_model(DiffusionConfig, values)

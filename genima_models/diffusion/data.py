@@ -56,8 +56,8 @@ def instruction_of(episode_meta: Any) -> str:
     return episode_meta.instruction or episode_meta.task.replace("_", " ")
 
 
-def tokenize_prompt(tokenizer: Any, prompt: str, *, episode: str | None = None) -> torch.Tensor:
-    """(max_length,) token ids padded to the tokenizer's length; a one-line error for longer prompts."""
+def check_prompt(tokenizer: Any, prompt: str, *, episode: str | None = None) -> None:
+    """A one-line error when `prompt` has more tokens than the text encoder takes (no silent truncation)."""
     length = len(tokenizer(prompt).input_ids)
     if length > tokenizer.model_max_length:
         raise DiffusionError(
@@ -66,6 +66,11 @@ def tokenize_prompt(tokenizer: Any, prompt: str, *, episode: str | None = None) 
             episode=episode,
             field="instruction",
         )
+
+
+def tokenize_prompt(tokenizer: Any, prompt: str, *, episode: str | None = None) -> torch.Tensor:
+    """(max_length,) token ids padded to the tokenizer's length; see `check_prompt`."""
+    check_prompt(tokenizer, prompt, episode=episode)
     ids = tokenizer(prompt, padding="max_length", max_length=tokenizer.model_max_length, truncation=True)
     return torch.tensor(ids.input_ids, dtype=torch.long)
 

@@ -24,9 +24,7 @@ from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
 from genima_models.diffusion.config import PROMPT_TEMPLATE, DiffusionConfig, DiffusionError
 
-diffusers.utils.logging.set_verbosity_error()  # loading chatter and per-file bars would bury our progress bar
-diffusers.utils.logging.disable_progress_bar()
-transformers.utils.logging.set_verbosity_error()
+diffusers.utils.logging.disable_progress_bar()  # per-file loading bars would bury our progress bar
 transformers.utils.logging.disable_progress_bar()
 
 TINY_SEED = 0
