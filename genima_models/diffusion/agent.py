@@ -15,13 +15,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-from diffusers import EulerDiscreteScheduler, StableDiffusionControlNetPipeline
+from diffusers import ControlNetModel, EulerDiscreteScheduler, StableDiffusionControlNetPipeline
 
 from genima_data.render.compose import untile_2x2
 from genima_models.diffusion.checkpoints import resolve_checkpoint
 from genima_models.diffusion.config import DiffusionConfig, DiffusionError
 from genima_models.diffusion.data import check_prompt, tile_images, to_unit_tensor
-from genima_models.diffusion.models import load_base, load_controlnet, resolve_base
+from genima_models.diffusion.models import BaseModels, load_base, load_controlnet, resolve_base
 
 GENIMA_INFERENCE_STEPS = 10  # GENIMA's controller/cfgs/eval_genima.yaml: num_diffusion_steps
 
@@ -63,15 +63,33 @@ class DiffusionAgent:
         Defaults: the GPU in half precision when there is one, otherwise the CPU in full precision.
         """
         found = resolve_checkpoint(checkpoint)
+        base = load_base(resolve_base(found.config, found.run_dir), variant=found.config.base_variant)
+        controlnet = load_controlnet(found.controlnet_dir)
+        return cls.from_models(
+            base, controlnet, found.config, steps=steps, seed=seed, device=device, dtype=dtype
+        )
+
+    @classmethod
+    def from_models(
+        cls,
+        base: BaseModels,
+        controlnet: ControlNetModel,
+        config: DiffusionConfig,
+        *,
+        steps: int = GENIMA_INFERENCE_STEPS,
+        seed: int = 0,
+        device: str | torch.device | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> DiffusionAgent:
+        """The agent of models in memory (see `load` for the device and precision defaults)."""
         device = torch.device(device) if device is not None else default_device()
         dtype = dtype or (torch.float16 if device.type == "cuda" else torch.float32)
-        base = load_base(resolve_base(found.config, found.run_dir), variant=found.config.base_variant)
         pipeline = StableDiffusionControlNetPipeline(
             vae=base.vae,
             text_encoder=base.text_encoder,
             tokenizer=base.tokenizer,
             unet=base.unet,
-            controlnet=load_controlnet(found.controlnet_dir),
+            controlnet=controlnet,
             scheduler=EulerDiscreteScheduler.from_config(base.scheduler_config, timestep_spacing="trailing"),
             safety_checker=None,
             feature_extractor=None,
@@ -79,7 +97,7 @@ class DiffusionAgent:
         )
         pipeline.to(device, dtype)
         pipeline.set_progress_bar_config(disable=True)
-        return cls(pipeline, found.config, steps=steps, seed=seed)
+        return cls(pipeline, config, steps=steps, seed=seed)
 
     @property
     def device(self) -> torch.device:
