@@ -23,6 +23,7 @@ $(VENV)/.test: $(BIN)/python pyproject.toml constraints.txt
 
 demo: $(VENV)/.core
 	$(BIN)/genima-data demo $(DEMO)
+	$(BIN)/genima-data validate $(DEMO)
 	$(BIN)/genima-data info $(DEMO)
 
 test: $(VENV)/.test

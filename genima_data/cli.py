@@ -182,6 +182,76 @@ def demo(
     console.print(f"built {destination}: {len(ds)} episodes")
 
 
+# ---------------------------------------------------------------- validate (branch `validate`)
+def _default(name: str) -> Any:
+    from genima_data.validate import ValidateOptions
+
+    return getattr(ValidateOptions(), name)
+
+
+@app.command()
+def validate(
+    dataset: Path | None = typer.Argument(None, help="A genima-data dataset (HDF5 directory or .zarr)."),
+    report: Path | None = typer.Option(None, "--json", help="Write the full report as JSON here."),
+    checks: str | None = typer.Option(None, "--checks", help="Comma-separated checks to run (default: all)."),
+    list_checks: bool = typer.Option(False, "--list-checks", help="List the checks and exit."),
+    workers: int = typer.Option(1, "--workers", "-w", min=1, help="Processes checking episodes."),
+    strict: bool = typer.Option(False, "--strict", help="Warnings count as errors (exit 1)."),
+    horizon: int = typer.Option(_default("horizon"), help="GENIMA target horizon in frames."),
+    min_length: int | None = typer.Option(None, help="Shortest acceptable episode (default: horizon + 3)."),
+    max_length: int | None = typer.Option(_default("max_length"), help="Longest acceptable episode."),
+    joint_margin: float = typer.Option(
+        _default("joint_limit_margin_rad"), help="Tolerance beyond joint limits, rad."
+    ),
+    velocity_factor: float = typer.Option(
+        _default("velocity_limit_factor"), help="Jump: joint speed above this × the velocity limit."
+    ),
+    fps_tolerance: float = typer.Option(
+        _default("fps_tolerance"), help="Allowed relative error of the measured frame interval vs 1/fps."
+    ),
+    blank_std: float = typer.Option(
+        _default("blank_std_threshold"), help="Blank frame: pixel std below this (grey levels)."
+    ),
+    frozen_frames: int = typer.Option(
+        _default("frozen_run_frames"), min=2, help="Frozen: this many identical consecutive frames."
+    ),
+    option: list[str] = typer.Option(
+        [], "--option", "-o", help="Any other threshold as NAME=VALUE (see ValidateOptions)."
+    ),
+    max_findings: int = typer.Option(20, help="Findings listed on screen (the JSON has all)."),
+) -> None:
+    """Check that a dataset is GENIMA-ready: exit 0 ready, 1 errors found, 2 unreadable input."""
+    from genima_data.validate import ValidateOptions, checks_table, registered_checks, validate_dataset
+
+    if list_checks:
+        console.print(checks_table(list(registered_checks().values())))
+        return
+    if dataset is None:
+        raise typer.BadParameter("missing the DATASET to validate", param_hint="DATASET")
+    flags = {
+        "horizon": horizon,
+        "max_length": max_length,
+        "joint_limit_margin_rad": joint_margin,
+        "velocity_limit_factor": velocity_factor,
+        "fps_tolerance": fps_tolerance,
+        "blank_std_threshold": blank_std,
+        "frozen_run_frames": frozen_frames,
+        "strict": strict,
+        **({"min_length": min_length} if min_length is not None else {}),
+    }
+    names = [n.strip() for n in checks.split(",") if n.strip()] if checks else None
+    try:
+        options = ValidateOptions().with_overrides({**flags, **_parse_options(option, "--option")})
+        result = validate_dataset(dataset, checks=names, options=options, workers=workers, progress=True)
+    except GenimaDataError as exc:  # unreadable dataset, unknown check or option: nothing was validated
+        exc.exit_code = EXIT_UNREADABLE  # main() prints the one line and exits with it
+        raise
+    if report is not None:
+        result.write_json(report)
+    console.print(result.renderable(max_findings), soft_wrap=True)
+    raise typer.Exit(result.exit_code)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: one-line errors and exit codes; tracebacks only with --debug."""
     args = list(sys.argv[1:] if argv is None else argv)

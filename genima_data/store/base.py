@@ -40,11 +40,14 @@ COPY_BLOCK_BYTES = 8 << 20  # frames copied per block: bounded memory whatever t
 OPEN_EPISODE_CACHE = 8  # episodes kept open for random frame access
 
 
-def check_episode_structure(episode: Episode, manifest: Manifest) -> None:
-    """Raise StoreError (naming episode and field) unless the arrays fit the logical tree.
+StructureKind = Literal["missing", "unknown", "camera", "dtype", "frames", "shape"]
 
-    Structural only: presence, dtype, rank, frame count, joint count, camera names. Value checks (NaN,
-    limits, timestamps) belong to `genima_data.validate`.
+
+def structure_problems(episode: Episode, manifest: Manifest) -> Iterator[tuple[StructureKind, StoreError]]:
+    """Every way the arrays miss the logical tree, as (kind, error naming episode and field).
+
+    Structural only: presence of required arrays, paths inside the tree, camera names, dtype, frame count
+    and the shape of one frame. Value checks (NaN, limits, timestamps) belong to `genima_data.validate`.
     """
     eid = episode.episode_id
     T = episode.length
@@ -52,40 +55,64 @@ def check_episode_structure(episode: Episode, manifest: Manifest) -> None:
     cameras = {c.name for c in manifest.cameras}
     for required in REQUIRED_PATHS:
         if required not in episode:
-            raise StoreError("required array is missing", episode=eid, field=required)
+            yield "missing", StoreError("required array is missing", episode=eid, field=required)
     for path, source in episode.arrays.items():
         spec = spec_for(path)
         if spec is None:
-            raise StoreError(
-                "array is outside the logical tree (use extras/<name> for source-specific data)",
-                episode=eid,
-                field=path,
+            yield (
+                "unknown",
+                StoreError(
+                    "array is outside the logical tree (use extras/<name> for source-specific data)",
+                    episode=eid,
+                    field=path,
+                ),
             )
+            continue
         match = spec.regex().match(path)
         cam = match.groupdict().get("cam") if match else None
         if cam is not None and cam not in cameras:
-            raise StoreError(
-                f"camera '{cam}' is not in the manifest (cameras: {sorted(cameras)})", episode=eid, field=path
+            yield (
+                "camera",
+                StoreError(
+                    f"camera '{cam}' is not in the manifest (cameras: {sorted(cameras)})",
+                    episode=eid,
+                    field=path,
+                ),
             )
         dtype = np.dtype(source.dtype)
         if spec.dtype is not None and dtype != np.dtype(spec.dtype):
-            raise StoreError(f"dtype is {dtype}, expected {spec.dtype}", episode=eid, field=path)
+            yield "dtype", StoreError(f"dtype is {dtype}, expected {spec.dtype}", episode=eid, field=path)
         shape = tuple(source.shape)
         if not shape or shape[0] != T:
-            raise StoreError(
-                f"has {shape[0] if shape else 0} frames, expected {T} (episode length)",
-                episode=eid,
-                field=path,
+            yield (
+                "frames",
+                StoreError(
+                    f"has {shape[0] if shape else 0} frames, expected {T} (episode length)",
+                    episode=eid,
+                    field=path,
+                ),
             )
         expected = [
             {"T": T, "dof": dof, "dof+1": dof + 1}.get(d, d) if isinstance(d, str) else d for d in spec.shape
         ]
-        if "..." in expected:
-            continue
-        if len(shape) != len(expected) or any(
-            isinstance(e, int) and s != e for s, e in zip(shape, expected, strict=False)
+        if (
+            shape
+            and "..." not in expected
+            and (
+                len(shape) != len(expected)
+                or any(isinstance(e, int) and s != e for s, e in zip(shape[1:], expected[1:], strict=False))
+            )
         ):
-            raise StoreError(f"shape is {shape}, expected {tuple(spec.shape)}", episode=eid, field=path)
+            yield (
+                "shape",
+                StoreError(f"shape is {shape}, expected {tuple(spec.shape)}", episode=eid, field=path),
+            )
+
+
+def check_episode_structure(episode: Episode, manifest: Manifest) -> None:
+    """Raise the first of `structure_problems` (StoreError naming episode and field), if any."""
+    for _kind, error in structure_problems(episode, manifest):
+        raise error
 
 
 def chunk_shape(path: str, shape: tuple[int, ...], itemsize: int) -> tuple[int, ...]:
@@ -315,6 +342,14 @@ class Dataset(ABC):
     def has_episode(self, episode_id: str) -> bool:
         """Whether the episode is completely on disk (committed or written by an unfinished run)."""
         return self._episode_location(episode_id).exists()
+
+    def episode_path(self, episode_id: str) -> Path:
+        """Where an episode lives on disk: its ``.h5`` file or zarr group directory."""
+        return self._episode_location(episode_id)
+
+    def episodes_on_disk(self) -> list[str]:
+        """Ids of every completely written episode, indexed or not (an uncommitted append leaves some)."""
+        return self._complete_on_disk()
 
     def write_episode(self, episode: Episode) -> None:
         """Write one episode atomically: it appears complete or not at all."""

@@ -49,6 +49,8 @@ def _read_node(directory: Path) -> dict[str, Any] | None:
         return json.loads((directory / NODE).read_text())
     except FileNotFoundError:
         return None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise StoreError(f"malformed zarr metadata ({exc})", file=directory / NODE) from None
 
 
 class FrameDecoder:
