@@ -28,8 +28,6 @@ from rich.console import Console
 from rich.table import Table
 
 from genima_data.demo import build_demo
-from genima_data.render.export import export_genima_png
-from genima_data.render.pipeline import render_targets
 from genima_models.diffusion.agent import DiffusionAgent
 from genima_models.diffusion.config import preset_config
 from genima_models.diffusion.data import DiffusionPairs, to_unit_tensor
@@ -146,6 +144,9 @@ def samples_per_s(dataset: torch.utils.data.Dataset, samples: int) -> float:
 
 
 def loader_rates(root: Path, args: argparse.Namespace) -> dict[str, float]:
+    from genima_data.render.export import export_genima_png  # only the loader part needs the renderer
+    from genima_data.render.pipeline import render_targets
+
     stored, plain = root / "stored.zarr", root / "plain.zarr"
     for path in (stored, plain):
         build_demo(path, episodes=args.episodes, frames=args.frames, size=args.size).close()
