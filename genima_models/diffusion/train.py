@@ -90,11 +90,14 @@ def run_config(
     return config, existing[-1][1] if existing else None
 
 
-def _prepare_base(config: DiffusionConfig, run_dir: Path) -> BaseModels:
-    """Load the frozen base models; the tiny preset builds and saves them in the run on first use."""
-    if config.preset == "tiny" and not (run_dir / config.base_model).is_dir():
-        with atomic_output(run_dir / config.base_model) as tmp:
-            save_base(build_tiny_base(), tmp)
+def _tiny_base_to_build(config: DiffusionConfig, run_dir: Path) -> bool:
+    return config.preset == "tiny" and not (run_dir / config.base_model).is_dir()
+
+
+def _base_models(config: DiffusionConfig, run_dir: Path) -> BaseModels:
+    """The frozen base models; the tiny preset builds them (seeded) until the run has saved them."""
+    if _tiny_base_to_build(config, run_dir):
+        return build_tiny_base()
     return load_base(resolve_base(config, run_dir), variant=config.base_variant)
 
 
@@ -170,16 +173,23 @@ def train_diffusion(
     """
     run_dir = Path(out)
     config, resume_from = run_config(run_dir, preset, resume=resume, steps=steps, **overrides)
+    start = checkpoint_step(resume_from) if resume_from is not None else 0
+    if start >= config.steps:
+        raise DiffusionError(
+            f"run is already at step {start}; pass a larger --steps to train further", file=run_dir
+        )
     accelerator = Accelerator(mixed_precision=_mixed_precision(config))
     device, main = accelerator.device, accelerator.is_main_process
     weight_dtype = WEIGHT_DTYPES[accelerator.mixed_precision]
+    base = _base_models(config, run_dir)
+    # the dataset is checked before anything is written, so a bad dataset leaves no half-started run
+    pairs = DiffusionPairs(data, config, base.tokenizer, target_config=config.target_config)
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        base = _prepare_base(config, run_dir)
+        if _tiny_base_to_build(config, run_dir):
+            with atomic_output(run_dir / config.base_model) as tmp:
+                save_base(base, tmp)
         config.save(run_dir)
-    accelerator.wait_for_everyone()
-    if not main:
-        base = load_base(resolve_base(config, run_dir), variant=config.base_variant)
     for frozen in (base.vae, base.unet, base.text_encoder):
         frozen.requires_grad_(False).eval().to(device)
         if weight_dtype != torch.float32:  # frozen parts run in half precision, as GENIMA's
@@ -187,15 +197,9 @@ def train_diffusion(
 
     if resume_from is not None:
         controlnet = load_controlnet(resume_from / CONTROLNET_DIR)
-        start = checkpoint_step(resume_from)
     else:
         torch.manual_seed(config.seed)  # the conditioning embedding's initialisation
         controlnet = controlnet_from_unet(base.unet, config)
-        start = 0
-    if start >= config.steps:
-        raise DiffusionError(
-            f"run is already at step {start}; pass a larger --steps to train further", file=run_dir
-        )
     controlnet.train()
     optimizer = torch.optim.AdamW(
         controlnet.parameters(),
@@ -208,8 +212,6 @@ def train_diffusion(
     if resume_from is not None:
         optimizer.load_state_dict(load_optimizer_state(resume_from, device))
     noise_scheduler = DDPMScheduler.from_config(base.scheduler_config)
-
-    pairs = DiffusionPairs(data, config, base.tokenizer, target_config=config.target_config)
     sampler = StepBatchSampler(
         len(pairs),
         config.batch_size,

@@ -78,3 +78,12 @@ def test_reusing_a_run_directory_needs_resume_and_the_same_preset(pairs_dataset,
     with pytest.raises(DiffusionError, match="already at step 2; pass a larger --steps"):
         train_diffusion(pairs_dataset, tiny_run, preset="tiny", resume=True, progress=False)
     assert (tiny_run / CONFIG_FILE).is_file()
+
+
+def test_a_dataset_without_targets_fails_before_anything_is_written(demo_store_dir, tmp_path):
+    from genima_data.errors import StoreError
+
+    out = tmp_path / "run"
+    with pytest.raises(StoreError, match="no .*diffusion targets"):
+        train_diffusion(demo_store_dir / "sample.zarr", out, preset="tiny", steps=2, targets="stored")
+    assert not out.exists()
