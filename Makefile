@@ -7,7 +7,7 @@ PIP := $(BIN)/python -m pip
 PIP_INSTALL := $(PIP) install --quiet --disable-pip-version-check -c constraints.txt
 DEMO := demo/sample.zarr
 
-.PHONY: demo test lint format clean
+.PHONY: demo test test-ray lint format clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ test: $(VENV)/.test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest -q
+
+# the Ray engine's tests (they skip without Ray): Ray adds ~240 MB and ~25 s, so it is not in `make test`
+test-ray: $(VENV)/.test
+	$(PIP_INSTALL) -e ".[ray]"
+	$(BIN)/python -m pytest -q tests/test_parallel_ray.py
 
 format: $(VENV)/.test
 	$(BIN)/ruff format .

@@ -84,7 +84,11 @@ def convert(
     skip_invalid: bool = typer.Option(
         False, "--skip-invalid", help="Convert every good episode, list the bad ones, exit 1."
     ),
-    codec: str | None = typer.Option(None, "--codec", help="Image codec of a store destination."),
+    codec: str | None = typer.Option(
+        None,
+        "--codec",
+        help="Image codec of the destination (stores; lerobot: libsvtav1/libx264; aloha: raw/jpeg).",
+    ),
     calibration: Path | None = typer.Option(
         None, "--calibration", help="Calibration file for sources without one (ALOHA, raw)."
     ),

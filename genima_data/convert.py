@@ -8,6 +8,7 @@ episode stops the run with its one-line error and the destination stays uncommit
 
 from __future__ import annotations
 
+import inspect
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -98,6 +99,21 @@ def convert_episode(
     return None
 
 
+def check_options(factory: Any, what: str, *args: Any, **options: Any) -> None:
+    """A one-line error for options a reader or writer does not take (instead of a TypeError)."""
+    try:
+        signature = inspect.signature(factory)
+    except (TypeError, ValueError):  # pragma: no cover - builtins without a signature
+        return
+    try:
+        signature.bind(*args, **options)
+    except TypeError as exc:
+        accepted = [p for p in signature.parameters.values() if p.kind is inspect.Parameter.KEYWORD_ONLY]
+        raise FormatError(
+            f"{what}: {exc} (options: {', '.join(p.name for p in accepted) or 'none'})"
+        ) from None
+
+
 def open_source(
     source: str | Path, source_format: str | None = None, **reader_options: Any
 ) -> tuple[str, Reader]:
@@ -106,6 +122,7 @@ def open_source(
     fmt = get_format(name)
     if fmt.reader is None:
         raise FormatError(f"format '{name}' cannot be read", file=source)
+    check_options(fmt.reader, f"format '{name}' reader", Path(source), **reader_options)
     return name, fmt.reader(Path(source), **reader_options)
 
 
@@ -133,6 +150,13 @@ def convert(
     dst_fmt = get_format(dst_name)
     if dst_fmt.writer is None:
         raise FormatError(f"format '{dst_name}' cannot be written", file=destination)
+    if engine != "local" and not dst_fmt.parallel_write:
+        raise FormatError(
+            f"format '{dst_name}' is written by a single process (episodes share files); "
+            "convert it with the local engine",
+            file=destination,
+        )
+    check_options(dst_fmt.writer, f"format '{dst_name}' writer", Path(destination), None, **writer_options)
     writer = dst_fmt.writer(Path(destination), reader.manifest, **writer_options)
     result = ConvertResult(src_name, dst_name, Path(destination))
 
@@ -154,10 +178,10 @@ def convert(
         )
         for eid in todo
     ]
-    parallel = workers > 1 and dst_fmt.parallel_write
+    parallel = dst_fmt.parallel_write and (workers > 1 or engine != "local")
     run = (
         run_tasks(convert_episode, jobs, workers=workers, engine=engine, address=address)
-        if parallel or engine != "local"
+        if parallel
         else ((job, convert_episode(job, reader, writer)) for job in jobs)
     )
     with progress_bar(len(jobs), f"convert {src_name} → {dst_name}", enabled=progress) as advance:

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from genima_data.episode import Episode
+from genima_data.geometry.kinematics import franka_panda_kinematics
 from genima_data.robots import PANDA_JOINT_LOWER, PANDA_JOINT_UPPER, franka_panda
 from genima_data.schema import Camera, EpisodeMeta, EpisodeSource, Manifest, Task
 from genima_data.store import Dataset, create_dataset
@@ -22,6 +23,7 @@ STATIC_CAMERAS = {  # camera centre and a point it looks at, world frame, metres
     "left_shoulder": ((0.3, 0.55, 1.5), (0.2, 0.0, 0.9)),
     "right_shoulder": ((0.3, -0.55, 1.5), (0.2, 0.0, 0.9)),
 }
+WRIST_MOUNT = "panda_hand"
 
 
 def look_at(eye: np.ndarray, target: np.ndarray, up: tuple[float, float, float] = (0, 0, 1)) -> np.ndarray:
@@ -37,6 +39,10 @@ def look_at(eye: np.ndarray, target: np.ndarray, up: tuple[float, float, float] 
     return T
 
 
+# the wrist camera on the hand: above the fingers, looking along the approach axis (hand z) past them
+T_HAND_WRIST_CAMERA = look_at((0.06, 0.0, 0.02), (0.0, 0.0, 0.25), up=(1, 0, 0))
+
+
 def demo_cameras(size: int) -> list[Camera]:
     f = size / (2 * np.tan(np.deg2rad(60) / 2))  # 60° field of view, like RLBench's cameras
     K = [[f, 0.0, (size - 1) / 2], [0.0, f, (size - 1) / 2], [0.0, 0.0, 1.0]]
@@ -44,7 +50,7 @@ def demo_cameras(size: int) -> list[Camera]:
         Camera(name=name, width=size, height=size, K=K, T_world_camera=look_at(*pose).tolist())
         for name, pose in STATIC_CAMERAS.items()
     ]
-    cams.append(Camera(name="wrist", width=size, height=size, K=K, mount="panda_hand"))
+    cams.append(Camera(name="wrist", width=size, height=size, K=K, mount=WRIST_MOUNT))
     return cams
 
 
@@ -90,8 +96,7 @@ def demo_episode(
     gripper[frames // 2 : frames // 2 + frames // 4] = 0.0
     action = np.concatenate([np.roll(joints, -1, axis=0), np.roll(gripper, -1)[:, None]], axis=1)
     action[-1] = action[-2]
-    wrist = np.repeat(look_at((0.3, 0.0, 1.3), (0.35, 0.0, 0.75), up=(1, 0, 0))[None], frames, axis=0)
-    wrist[:, 1, 3] += 0.1 * np.sin(joints[:, 0])
+    wrist = franka_panda_kinematics().link_pose(joints, WRIST_MOUNT) @ T_HAND_WRIST_CAMERA
     arrays = {
         "timestamps": np.arange(frames, dtype=np.float64) / fps,
         "robot/joint_positions": joints,

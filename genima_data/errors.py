@@ -66,3 +66,7 @@ class CodecUnavailableError(StoreError):
 
 class FormatError(GenimaDataError):
     """A foreign-format source (RLBench, ALOHA, LeRobot, raw) is malformed or unsupported."""
+
+
+class GeometryError(GenimaDataError):
+    """Camera or robot geometry is missing, inconsistent or cannot be computed (poses, kinematics, URDF)."""

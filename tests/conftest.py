@@ -83,3 +83,30 @@ def assert_episodes_equal(a: Episode, b: Episode) -> None:
         assert x.dtype == y.dtype, key
         assert x.shape == y.shape, key
         assert np.array_equal(x, y, equal_nan=True), key
+
+
+# ---------------------------------------------------------------- formats (ALOHA, LeRobot): foreign datasets
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """Peak signal-to-noise ratio of two uint8 images or stacks, in dB (inf when identical)."""
+    mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
+
+
+@pytest.fixture(scope="session")
+def lerobot_demo(demo_store_dir, tmp_path_factory) -> Path:
+    """The demo dataset (3 episodes, 24 frames, 32x32) written as LeRobot v3 once; copy before modifying."""
+    from genima_data.convert import convert
+
+    path = tmp_path_factory.mktemp("lerobot") / "demo_lerobot"
+    convert(demo_store_dir / "sample.zarr", path, to="lerobot")
+    return path
+
+
+@pytest.fixture
+def lerobot_copy(lerobot_demo, tmp_path) -> Path:
+    """A private copy of `lerobot_demo`."""
+    dst = tmp_path / "lerobot"
+    shutil.copytree(lerobot_demo, dst)
+    return dst

@@ -86,3 +86,21 @@ def test_one_line_error_without_debug_and_traceback_with_it(tmp_path, run_cli):
     assert plain.stderr.strip() == f"error: {missing}: no such file or directory"
     with pytest.raises(GenimaDataError):
         run_cli("--debug", "convert", missing, tmp_path / "out.zarr")
+
+
+def test_unknown_reader_or_writer_option_is_a_one_line_error(demo_store_dir, tmp_path, run_cli):
+    result = run_cli(
+        "convert",
+        demo_store_dir / "sample.zarr",
+        tmp_path / "lr",
+        "--to",
+        "lerobot",
+        "--writer-opt",
+        "gop2=1",
+    )
+    assert result.exit_code == 1
+    assert (
+        "format 'lerobot' writer: got an unexpected keyword argument 'gop2' (options: image_codec, crf, gop"
+        in (result.stderr.replace("\n", " "))
+    )
+    assert not (tmp_path / "lr").exists()

@@ -56,6 +56,8 @@ class Format:
 BUILTIN: dict[str, str] = {
     "zarr": "genima_data.formats.store:ZARR",
     "hdf5": "genima_data.formats.store:HDF5",
+    "lerobot": "genima_data.formats.lerobot:LEROBOT",
+    "aloha": "genima_data.formats.aloha:ALOHA",
 }
 _REGISTERED: dict[str, Format] = {}
 

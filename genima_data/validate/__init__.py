@@ -31,6 +31,7 @@ from genima_data.validate.runner import registered_checks, validate_dataset
 
 CHECK_MODULES: list[str] = [
     "genima_data.validate.checks",
+    "genima_data.validate.geometry",
 ]
 
 __all__ = [

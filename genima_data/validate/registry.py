@@ -86,6 +86,9 @@ class ValidateOptions:
     max_fov_deg: float = 170.0
     max_pixel_aspect: float = 1.05  # fx / fy beyond this (or its inverse) is suspicious
     fk_tolerance_m: float = 0.03  # geometry checks: recorded poses vs forward kinematics
+    fk_tolerance_deg: float = 3.0  # ... and a camera's orientation in an FK link frame
+    camera_tolerance_m: float = 0.002  # static cameras, and cameras on a recorded link: allowed motion
+    camera_tolerance_deg: float = 0.2
     strict: bool = False  # warnings count as errors for the exit code
 
     @property
