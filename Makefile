@@ -23,8 +23,10 @@ $(VENV)/.test: $(BIN)/python pyproject.toml constraints.txt
 
 demo: $(VENV)/.core
 	$(BIN)/genima-data demo $(DEMO)
+	$(BIN)/genima-data render-targets $(DEMO) --random-bg procedural
 	$(BIN)/genima-data validate $(DEMO)
 	$(BIN)/genima-data info $(DEMO)
+	$(BIN)/genima-data preview $(DEMO) --out demo/preview.png
 
 test: $(VENV)/.test
 	$(BIN)/ruff check .

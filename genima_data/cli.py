@@ -186,6 +186,122 @@ def demo(
     console.print(f"built {destination}: {len(ds)} episodes")
 
 
+# ---------------------------------------------------------------------------- render: targets and preview
+def _target_config(config: Path | None, overrides: list[str]) -> Any:
+    """TargetConfig from YAML (GENIMA's defaults without one) with KEY=VALUE overrides, dotted for nesting."""
+    from genima_data.render.targets import TargetConfig
+
+    data = TargetConfig.from_yaml(config).model_dump(mode="json") if config else {}
+    for key, value in _parse_options(overrides, "--set").items():
+        *parents, leaf = key.split(".")
+        node = data
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return TargetConfig.parse(data, file=config)
+
+
+def _names(values: list[str]) -> list[str] | None:
+    """Repeated and/or comma-separated names, or None when none were given."""
+    names = [n for v in values for n in v.split(",") if n]
+    return names or None
+
+
+CONFIG_OPTION = typer.Option(None, "--config", help="Target config YAML; GENIMA's defaults otherwise.")
+SET_OPTION = typer.Option([], "--set", help="Override a config key, e.g. horizon=10, camera_scales.front=6.")
+CAMERAS_OPTION = typer.Option([], "--cameras", help="Cameras (repeat or comma-separate); default all.")
+
+
+@app.command("render-targets")
+def render_targets_command(
+    dataset: Path = typer.Argument(..., help="A genima-data dataset (HDF5 directory or .zarr)."),
+    config: Path | None = CONFIG_OPTION,
+    set_: list[str] = SET_OPTION,
+    cameras: list[str] = CAMERAS_OPTION,
+    random_bg: str | None = typer.Option(
+        None, "--random-bg", help="Also write rnd_bg targets on 'procedural' textures or a folder of images."
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seed of the random backgrounds."),
+    workers: int = typer.Option(
+        1, "--workers", "-w", min=1, help="Processes rendering episodes in parallel."
+    ),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace targets that were rendered with another config."
+    ),
+    export_png: Path | None = typer.Option(
+        None, "--export-png", help="Also write GENIMA's PNG folders (<cam>_rgb/, tiled_rgb*/) here."
+    ),
+    codec: str | None = typer.Option(
+        None, "--codec", help="Lossless codec of the targets (default blosc-lz4); 'store': the store's own."
+    ),
+    report: Path | None = typer.Option(None, "--json", help="Write a JSON report here."),
+) -> None:
+    """Render GENIMA sphere targets into the dataset; a re-run skips what is done and resumes."""
+    from genima_data.render.export import export_genima_png
+    from genima_data.render.pipeline import render_targets
+
+    target_config = _target_config(config, set_)
+    result = render_targets(
+        dataset,
+        config=target_config,
+        cameras=_names(cameras),
+        random_bg=random_bg,
+        seed=seed,
+        workers=workers,
+        overwrite=overwrite,
+        progress=True,
+        **({} if codec is None else {"codec": None if codec == "store" else codec}),
+    )
+    summary = result.to_dict()
+    console.print(
+        f"targets for {', '.join(result.cameras)} (config {target_config.fingerprint()}): rendered "
+        f"{len(result.rendered)} episodes, skipped {len(result.skipped)} already done, failed "
+        f"{len(result.failed)} → {dataset}"
+    )
+    for error in result.failed.values():  # each names its episode
+        err_console.print(f"[red]failed[/] {escape(error)}", highlight=False)
+    if export_png is not None and result.ok:
+        exported = export_genima_png(dataset, export_png, cameras=_names(cameras), progress=True)
+        summary["export"] = {"roots": [str(r) for r in exported.roots], "untiled": exported.untiled}
+        console.print(f"exported GENIMA PNG folders: {', '.join(str(r) for r in exported.roots)}")
+    if report is not None:
+        _write_json(report, summary)
+    if not result.ok:
+        raise typer.Exit(EXIT_ERROR)
+
+
+@app.command()
+def preview(
+    dataset: Path = typer.Argument(..., help="A genima-data dataset (HDF5 directory or .zarr)."),
+    episode: str | None = typer.Option(None, "--episode", help="Episode id; default the first."),
+    out: Path = typer.Option(Path("preview.png"), "--out", help="PNG file to write."),
+    frames: int = typer.Option(4, "--frames", min=1, help="Frames sampled evenly over the episode."),
+    config: Path | None = CONFIG_OPTION,
+    set_: list[str] = SET_OPTION,
+    cameras: list[str] = CAMERAS_OPTION,
+    seed: int = typer.Option(0, "--seed", help="Seed of on-the-fly random backgrounds."),
+) -> None:
+    """Contact sheet of one episode: observation, target and random-background tiles per camera."""
+    from genima_data.render.preview import write_preview
+    from genima_data.store import open_dataset
+
+    if episode is None:
+        with open_dataset(dataset) as ds:
+            if not ds.episode_ids:
+                raise GenimaDataError("dataset has no episodes", file=dataset)
+            episode = ds.episode_ids[0]
+    write_preview(
+        dataset,
+        episode,
+        out,
+        frames=frames,
+        cameras=_names(cameras),
+        config=_target_config(config, set_),
+        seed=seed,
+    )
+    console.print(f"wrote {out}")
+
+
 # ---------------------------------------------------------------- validate (branch `validate`)
 def _default(name: str) -> Any:
     from genima_data.validate import ValidateOptions
@@ -254,6 +370,109 @@ def validate(
         result.write_json(report)
     console.print(result.renderable(max_findings), soft_wrap=True)
     raise typer.Exit(result.exit_code)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# calibration (branch `calibration`): import camera calibration, show it, attach it to a dataset
+calibration_app = typer.Typer(
+    help="Import camera calibration (ROS camera_info, OpenCV FileStorage, Kalibr camchain, genima) and "
+    "attach it to a dataset.",
+    no_args_is_help=True,
+)
+app.add_typer(calibration_app, name="calibration")
+
+CALIBRATION_FORMAT_HELP = "File format: ros, opencv, kalibr or genima (default: detected)."
+CAMERA_HELP = "Name the camera of a ROS/OpenCV file, or pick one camera of a Kalibr/genima file."
+RENAME_HELP = "Rename a camera OLD=NEW, e.g. cam0=front (repeatable)."
+REFERENCE_HELP = "Kalibr reference frame the poses are relative to: cam0..camN or imu."
+REFERENCE_POSE_HELP = (
+    "File with T_world_reference, the reference frame's pose in the world (default identity)."
+)
+
+
+def _name_pairs(pairs: list[str], what: str) -> dict[str, str]:
+    """NAME=VALUE options with the value kept as text (camera names, file names)."""
+    _parse_options(pairs, what)  # rejects anything that is not KEY=VALUE
+    return dict(pair.split("=", 1) for pair in pairs)
+
+
+def _load_cameras(
+    files: list[Path],
+    fmt: str | None,
+    camera: str | None,
+    rename: list[str],
+    reference: str,
+    reference_pose: Path | None,
+) -> list:
+    from genima_data.calibration import load_calibrations, load_pose
+
+    if camera is not None and len(files) > 1:
+        raise GenimaDataError("--camera applies to one file; use --rename to name the cameras of several")
+    return load_calibrations(
+        files,
+        format=fmt,
+        camera=camera,
+        rename=_name_pairs(rename, "--rename"),
+        reference=reference,
+        T_world_reference=None if reference_pose is None else load_pose(reference_pose),
+    )
+
+
+@calibration_app.command("show")
+def calibration_show(
+    file: Path = typer.Argument(..., help="Calibration file."),
+    as_json: bool = typer.Option(False, "--json", help="Print the cameras as genima-format JSON."),
+    fmt: str | None = typer.Option(None, "--format", help=CALIBRATION_FORMAT_HELP),
+    camera: str | None = typer.Option(None, "--camera", help=CAMERA_HELP),
+    rename: list[str] = typer.Option([], "--rename", help=RENAME_HELP),
+    reference: str = typer.Option("cam0", "--reference", help=REFERENCE_HELP),
+    reference_pose: Path | None = typer.Option(None, "--reference-pose", help=REFERENCE_POSE_HELP),
+    out: Path | None = typer.Option(
+        None, "--out", help="Also save the cameras in genima format (YAML/JSON)."
+    ),
+) -> None:
+    """Show the cameras of a calibration file; --out converts it to genima format."""
+    from genima_data.calibration import calibration_document, calibration_table, save_calibration
+
+    cameras = _load_cameras([file], fmt, camera, rename, reference, reference_pose)
+    if out is not None:
+        save_calibration(cameras, out)
+    if as_json:
+        console.print_json(data=calibration_document(cameras))
+    else:
+        console.print(calibration_table(cameras, title=str(file)))
+
+
+@calibration_app.command("attach")
+def calibration_attach(
+    dataset: Path = typer.Argument(..., help="A genima-data dataset (HDF5 directory or .zarr)."),
+    files: list[Path] = typer.Argument(
+        None, help="Calibration files (intrinsics, and poses where they have them)."
+    ),
+    fmt: str | None = typer.Option(None, "--format", help=CALIBRATION_FORMAT_HELP),
+    camera: str | None = typer.Option(None, "--camera", help=CAMERA_HELP),
+    rename: list[str] = typer.Option([], "--rename", help=RENAME_HELP),
+    pose: list[str] = typer.Option(
+        [], "--pose", help="Set a camera's T_world_camera from a file: NAME=FILE."
+    ),
+    reference: str = typer.Option("cam0", "--reference", help=REFERENCE_HELP),
+    reference_pose: Path | None = typer.Option(None, "--reference-pose", help=REFERENCE_POSE_HELP),
+    intrinsics_only: bool = typer.Option(
+        False, "--intrinsics-only", help="Keep the dataset's camera poses; take only intrinsics from FILES."
+    ),
+) -> None:
+    """Attach calibration to a dataset's cameras (image sizes are checked against the frames)."""
+    from genima_data.calibration import attach_calibration, calibration_table, load_pose
+
+    cameras = _load_cameras(files or [], fmt, camera, rename, reference, reference_pose)
+    poses = {name: load_pose(path) for name, path in _name_pairs(pose, "--pose").items()}
+    if not cameras and not poses:
+        raise GenimaDataError("nothing to attach: give calibration FILES and/or --pose NAME=FILE")
+    manifest = attach_calibration(dataset, cameras, poses=poses, intrinsics_only=intrinsics_only)
+    changed = {c.name for c in cameras} | set(poses)
+    console.print(
+        calibration_table([c for c in manifest.cameras if c.name in changed], title=f"attached to {dataset}")
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

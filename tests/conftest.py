@@ -85,6 +85,15 @@ def assert_episodes_equal(a: Episode, b: Episode) -> None:
         assert np.array_equal(x, y, equal_nan=True), key
 
 
+# --- render: an HDF5-only copy for tests whose subject is not the store back-end
+@pytest.fixture
+def demo_h5(demo_store_dir, tmp_path) -> Path:
+    """A private HDF5 copy of the demo dataset."""
+    dst = tmp_path / "sample_h5"
+    shutil.copytree(demo_store_dir / "sample_h5", dst)
+    return dst
+
+
 # ---------------------------------------------------------------- formats (ALOHA, LeRobot): foreign datasets
 
 

@@ -36,16 +36,15 @@ from typing import Any
 import numpy as np
 
 from genima_data.atomic import atomic_output, atomic_write_text, remove_path, remove_temporaries
+from genima_data.calibration import load_calibration, save_calibration
 from genima_data.episode import Episode, LazyFrames
 from genima_data.errors import FormatError, GenimaDataError, StoreError
 from genima_data.formats import Format
 from genima_data.formats.mapping import (
     ArmLayout,
     calibrated_cameras,
-    load_cameras,
     manifest_from_record,
     manifest_record,
-    save_cameras,
     writer_manifest,
 )
 from genima_data.robots import VX300S_JOINTS, load_robot, viperx_300s
@@ -376,7 +375,7 @@ class AlohaWriter:
             self.path.mkdir(parents=True, exist_ok=True)
             remove_temporaries(self.path)
             atomic_write_text(self.path / PENDING_FILE, "{}\n")
-            save_cameras(self.path / CALIBRATION_FILE, self.manifest.cameras)
+            save_calibration(self.manifest.cameras, self.path / CALIBRATION_FILE)
             record = {"manifest": manifest_record(self.manifest)}
             atomic_write_text(self.path / RECORD_FILE, json.dumps(record, indent=2) + "\n")
 
@@ -385,7 +384,9 @@ class AlohaWriter:
             return None
         if (self.path / RECORD_FILE).is_file():
             record = json.loads((self.path / RECORD_FILE).read_text())["manifest"]
-            return manifest_from_record(record, load_cameras(self.path / CALIBRATION_FILE), file=self.path)
+            return manifest_from_record(
+                record, load_calibration(self.path / CALIBRATION_FILE), file=self.path
+            )
         if self.path.is_file() or any(self.path.iterdir()):
             raise StoreError("destination exists and is not an ALOHA export of genima-data", file=self.path)
         return None

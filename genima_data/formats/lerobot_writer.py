@@ -28,6 +28,7 @@ import numpy as np
 
 from genima_data import __version__
 from genima_data.atomic import TMP_PREFIX, atomic_output, atomic_write_text, remove_path, remove_temporaries
+from genima_data.calibration import load_calibration, save_calibration
 from genima_data.episode import Episode, spec_for
 from genima_data.errors import FormatError, GenimaDataError, StoreError
 from genima_data.formats.lerobot_layout import (
@@ -55,10 +56,8 @@ from genima_data.formats.lerobot_layout import (
     read_json,
 )
 from genima_data.formats.mapping import (
-    load_cameras,
     manifest_from_record,
     manifest_record,
-    save_cameras,
     writer_manifest,
 )
 from genima_data.formats.video import VideoConcatenator, VideoSettings, VideoWriter, import_av
@@ -329,7 +328,7 @@ class LeRobotWriter:
             )
         recorded = read_json(self.path / GENIMA_PATH, what="meta/genima.json")["manifest"]
         return manifest_from_record(
-            recorded, load_cameras(self.path / CALIBRATION_PATH), file=self.path / GENIMA_PATH
+            recorded, load_calibration(self.path / CALIBRATION_PATH), file=self.path / GENIMA_PATH
         )
 
     def _recorded_plan(self) -> dict[str, Any] | None:
@@ -610,7 +609,7 @@ class LeRobotWriter:
             if rows and f"stats/{key}/mean" in rows[0]
         }
         atomic_write_text(self.path / STATS_PATH, json.dumps(stats, indent=2) + "\n")
-        save_cameras(self.path / CALIBRATION_PATH, self.manifest.cameras)
+        save_calibration(self.manifest.cameras, self.path / CALIBRATION_PATH)
         genima = {
             "writer": f"genima-data {__version__}",
             "manifest": manifest_record(self.manifest),

@@ -8,45 +8,15 @@ when the vector holds several arms.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import yaml
 
-from genima_data.atomic import atomic_write_text
-from genima_data.errors import FormatError, SchemaError, StoreError
-from genima_data.schema import FORMAT_VERSION, Camera, Manifest, parse_model
-
-CALIBRATION_TAG = "genima-calibration"
-
-
-def load_cameras(path: str | Path) -> list[Camera]:
-    """Cameras from a calibration file: a JSON/YAML list of schema.Camera, or ``{"cameras": [...]}``."""
-    path = Path(path)
-    if not path.is_file():
-        raise SchemaError("calibration file not found", file=path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise SchemaError(f"not valid JSON/YAML: {' '.join(str(exc).split())}", file=path) from None
-    if isinstance(data, dict) and "cameras" in data:
-        data = data["cameras"]
-    if not isinstance(data, list):
-        raise SchemaError("expected a list of cameras (or an object with a 'cameras' list)", file=path)
-    return [parse_model(Camera, item, file=path) for item in data]
-
-
-def save_cameras(path: str | Path, cameras: Sequence[Camera]) -> None:
-    """Write `cameras` as a genima calibration file (JSON), atomically; `load_cameras` reads it back."""
-    document = {
-        "format": CALIBRATION_TAG,
-        "format_version": FORMAT_VERSION,
-        "cameras": [c.model_dump(mode="json") for c in cameras],
-    }
-    atomic_write_text(path, json.dumps(document, indent=2) + "\n")
+from genima_data.calibration import load_calibration
+from genima_data.errors import FormatError, StoreError
+from genima_data.schema import Camera, Manifest, parse_model
 
 
 def calibrated_cameras(
@@ -55,7 +25,7 @@ def calibrated_cameras(
     """Cameras `names`, calibrated from the file the user gave (`calibration`) or else the `sidecar` file
     genima-data wrote next to the data; a one-line error names every camera left without calibration."""
     path = calibration if calibration is not None else (sidecar if sidecar.is_file() else None)
-    by_name = {c.name: c for c in load_cameras(path)} if path is not None else {}
+    by_name = {c.name: c for c in load_calibration(path)} if path is not None else {}
     missing = [n for n in names if n not in by_name]
     if missing:
         raise FormatError(

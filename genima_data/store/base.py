@@ -36,6 +36,8 @@ from genima_data.schema import (
 from genima_data.store.codecs import DEFAULT_CODECS, get_codec, required_packages
 
 Mode = Literal["r", "a"]
+ArrayMap = Mapping[str, ArraySource]  # logical path -> array source
+ArrayAttrs = Mapping[str, Mapping[str, str]]  # logical path -> string attributes stored with the array
 COPY_BLOCK_BYTES = 8 << 20  # frames copied per block: bounded memory whatever the episode length
 OPEN_EPISODE_CACHE = 8  # episodes kept open for random frame access
 
@@ -195,7 +197,9 @@ class Dataset(ABC):
         """Write all arrays and metadata atomically (temporary name, then rename)."""
 
     @abstractmethod
-    def _add_arrays(self, episode_id: str, arrays: Mapping[str, ArraySource], replace: bool) -> None: ...
+    def _add_arrays(
+        self, episode_id: str, arrays: ArrayMap, replace: bool, attrs: ArrayAttrs, codec: str | None
+    ) -> None: ...
 
     @abstractmethod
     def _read_meta(self, episode_id: str) -> EpisodeMeta: ...
@@ -362,16 +366,30 @@ class Dataset(ABC):
         self._written[episode.episode_id] = EpisodeSummary.of(episode.meta)
 
     def add_arrays(
-        self, episode_id: str, arrays: Mapping[str, ArraySource], *, replace: bool = False
+        self,
+        episode_id: str,
+        arrays: Mapping[str, ArraySource],
+        *,
+        replace: bool = False,
+        attrs: ArrayAttrs | None = None,
+        codec: str | None = None,
     ) -> None:
-        """Add streams (e.g. rendered targets) to a complete episode, atomically."""
+        """Add streams (e.g. rendered targets) to a complete episode, atomically.
+
+        `attrs` maps array paths to string attributes stored with the array (e.g. how targets were
+        rendered); read them back as ``episode[path].attrs``. An array and its attributes land together.
+        `codec` overrides the store's codec for these arrays (recorded per array like every codec), e.g.
+        a fast one for derived data that is cheap to re-create.
+        """
         self._require_writable()
         if not self.has_episode(episode_id):
             raise StoreError("cannot add arrays to a missing episode", file=self.path, episode=episode_id)
         with self._open_episode(episode_id) as current:
             check_episode_structure(current.with_arrays(arrays), self._manifest)
         self._drop_open(episode_id)
-        self._add_arrays(episode_id, arrays, replace)
+        if codec is not None:
+            get_codec(codec, self.backend)  # unknown or unavailable: fail before writing anything
+        self._add_arrays(episode_id, arrays, replace, attrs or {}, codec)
 
     def _drop_open(self, episode_id: str) -> None:
         ep = self._open.pop(episode_id, None)

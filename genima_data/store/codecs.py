@@ -3,9 +3,12 @@
 Images and targets must stay bit-exact (sphere colours are labels), so every codec here is lossless. The
 defaults were chosen with `bench/store_io.py` (README has the table):
 
-* zarr images: ``delta-zstd`` = transpose to channel planes, byte delta along rows, zstd. The delta is a
-  row predictor like PNG's, which is what brings natural images down to PNG size.
-* HDF5 images: ``blosc-zstd`` (HDF5 has no portable predictor filter; see the README's size column).
+* images, both back-ends: ``blosc-zstd`` (byte stream as is). A frame decodes in tens of microseconds,
+  3-8x faster than a PNG once its episode is open, at 1.5-1.8x PNG's size.
+* ``delta-zstd`` (zarr only) = transpose to channel planes, byte delta, zstd: the delta is a row predictor
+  like PNG's, bringing natural images to 1.1-1.2x PNG's size, but undoing it (prefix sum + interleave)
+  makes a frame decode about as slowly as a PNG. Choose it (``--codec delta-zstd``) when disk matters
+  more than read speed.
 * numeric arrays, both back-ends: ``blosc-zstd`` with byte shuffle, which suits float32/float64.
 
 The name of every codec used is recorded in the manifest (`StorageInfo.codecs`) and in each array's own
@@ -25,7 +28,8 @@ Kind = Literal["image", "array"]
 
 DEFAULT_CODECS: dict[Backend, dict[Kind, str]] = {
     "hdf5": {"image": "blosc-zstd", "array": "blosc-zstd"},
-    "zarr": {"image": "delta-zstd", "array": "blosc-zstd"},
+    # delta-zstd was 1.1-1.2x PNG's size but read no faster than PNG; blosc-zstd reads 3-6x faster (bench/)
+    "zarr": {"image": "blosc-zstd", "array": "blosc-zstd"},
 }
 
 # HDF5 filter ids registered by hdf5plugin, for messages about files whose filter cannot be loaded
@@ -95,7 +99,7 @@ class Codec:
 CODECS: dict[str, Codec] = {
     c.name: c
     for c in (
-        Codec("delta-zstd", None, "row delta + zstd (zarr images; near PNG size, fast decode)"),
+        Codec("delta-zstd", None, "row delta + zstd (zarr images; near PNG size, decodes at PNG speed)"),
         Codec("blosc-zstd", "hdf5plugin", "Blosc with zstd and byte shuffle"),
         Codec("blosc-lz4", "hdf5plugin", "Blosc with lz4 and byte shuffle (fastest, larger)"),
         Codec("zstd", "hdf5plugin", "plain zstd"),

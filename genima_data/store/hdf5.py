@@ -9,7 +9,6 @@ crash). Episode metadata is the root attribute ``meta`` (JSON); each dataset rec
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping
 from pathlib import Path
 
 import h5py
@@ -20,6 +19,8 @@ from genima_data.episode import ArraySource, Episode
 from genima_data.errors import StoreError
 from genima_data.schema import FORMAT_VERSION, EpisodeMeta
 from genima_data.store.base import (
+    ArrayAttrs,
+    ArrayMap,
     Dataset,
     array_kind,
     chunk_shape,
@@ -140,10 +141,12 @@ class HDF5Dataset(Dataset):
         kind = array_kind(path)
         return storage.codecs[kind] if storage else "blosc-zstd"
 
-    def _create_and_fill(self, f: h5py.File, path: str, source: ArraySource) -> None:
+    def _create_and_fill(
+        self, f: h5py.File, path: str, source: ArraySource, codec: str | None = None
+    ) -> None:
         shape = tuple(int(s) for s in source.shape)
         dtype = np.dtype(source.dtype)
-        codec = self._codec_for(path)
+        codec = codec or self._codec_for(path)
         ds = f.create_dataset(
             path,
             shape=shape,
@@ -162,7 +165,9 @@ class HDF5Dataset(Dataset):
             for path, source in sorted(episode.arrays.items()):
                 self._create_and_fill(f, path, source)
 
-    def _add_arrays(self, episode_id: str, arrays: Mapping[str, ArraySource], replace: bool) -> None:
+    def _add_arrays(
+        self, episode_id: str, arrays: ArrayMap, replace: bool, attrs: ArrayAttrs, codec: str | None
+    ) -> None:
         final = self._episode_location(episode_id)
         with _open_h5(final, episode_id) as old:
             existing = set(_dataset_paths(old))
@@ -180,4 +185,5 @@ class HDF5Dataset(Dataset):
                     parent = name.rsplit("/", 1)[0] if "/" in name else "/"
                     old.copy(old[name], new.require_group(parent), name=name.rsplit("/", 1)[-1])
                 for path, source in sorted(arrays.items()):
-                    self._create_and_fill(new, path, source)
+                    self._create_and_fill(new, path, source, codec)
+                    new[path].attrs.update(attrs.get(path, {}))

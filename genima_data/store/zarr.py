@@ -28,7 +28,16 @@ from genima_data.atomic import TMP_PREFIX, atomic_output, atomic_write_text, rem
 from genima_data.episode import ArraySource, Episode
 from genima_data.errors import CodecUnavailableError, StoreError
 from genima_data.schema import FORMAT_VERSION, EpisodeMeta
-from genima_data.store.base import Dataset, array_kind, chunk_shape, iter_blocks, meta_from_json, sorted_ids
+from genima_data.store.base import (
+    ArrayAttrs,
+    ArrayMap,
+    Dataset,
+    array_kind,
+    chunk_shape,
+    iter_blocks,
+    meta_from_json,
+    sorted_ids,
+)
 from genima_data.store.codecs import check_zarr_codecs, get_codec
 
 EPISODES = "episodes"
@@ -254,11 +263,19 @@ class ZarrDataset(Dataset):
         return {path: str(node.get("attributes", {}).get("codec", "unknown")) for path, node in nodes.items()}
 
     # ------------------------------------------------------------ writing
-    def _create_and_fill(self, store_root: Path, path: str | None, source: ArraySource, logical: str) -> None:
+    def _create_and_fill(
+        self,
+        store_root: Path,
+        path: str | None,
+        source: ArraySource,
+        logical: str,
+        attrs: Mapping[str, str] | None = None,
+        codec: str | None = None,
+    ) -> None:
         shape = tuple(int(s) for s in source.shape)
         dtype = np.dtype(source.dtype)
         kind = array_kind(logical)
-        codec = self._manifest.storage.codecs[kind] if self._manifest.storage else "blosc-zstd"
+        codec = codec or (self._manifest.storage.codecs[kind] if self._manifest.storage else "blosc-zstd")
         try:
             kwargs = get_codec(codec, "zarr").zarr_kwargs(len(shape), dtype.itemsize)
         except CodecUnavailableError as exc:
@@ -270,7 +287,7 @@ class ZarrDataset(Dataset):
             shape=shape,
             dtype=dtype,
             chunks=chunk_shape(logical, shape, dtype.itemsize),
-            attributes={"codec": codec},
+            attributes={**(attrs or {}), "codec": codec},
             **kwargs,
         )
         for start, stop, block in iter_blocks(source):
@@ -283,7 +300,9 @@ class ZarrDataset(Dataset):
             for path, source in sorted(episode.arrays.items()):
                 self._create_and_fill(tmp, path, source, path)
 
-    def _add_arrays(self, episode_id: str, arrays: Mapping[str, ArraySource], replace: bool) -> None:
+    def _add_arrays(
+        self, episode_id: str, arrays: ArrayMap, replace: bool, attrs: ArrayAttrs, codec: str | None
+    ) -> None:
         directory = self._episode_location(episode_id)
         existing = set(_array_nodes(directory))
         clash = sorted(existing & set(arrays))
@@ -301,4 +320,4 @@ class ZarrDataset(Dataset):
                     group.mkdir(parents=True, exist_ok=True)
                     atomic_write_text(group / NODE, _group_doc({}))
             with atomic_output(directory / path) as tmp:
-                self._create_and_fill(tmp, None, source, path)
+                self._create_and_fill(tmp, None, source, path, attrs.get(path), codec)

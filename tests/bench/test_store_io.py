@@ -1,0 +1,31 @@
+"""Smoke test of bench/store_io.py at minimal size, so the benchmark cannot rot (timings are not checked)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("PIL")
+store_io = pytest.importorskip("bench.store_io")
+
+
+def test_bench_runs_every_layout_and_reads_back_bit_exact(tmp_path, capsys):
+    args = ["--sizes", "16", "--kinds", "sim", "--episodes", "2", "--frames", "3", "--reads", "4"]
+    suites = store_io.main([*args, "--repeats", "1", "--workdir", str(tmp_path), "--markdown"])
+    (suite,) = suites
+    layouts = {(m.layout, m.codec) for m in suite.measurements}
+    expected = {("png", "PIL")} | {(b, c) for b, codecs in store_io.STORE_CODECS.items() for c in codecs}
+    assert layouts == expected
+    assert all(m.lossless and m.size_bytes > 0 for m in suite.measurements)
+    assert sum(m.default for m in suite.measurements) == 2  # one default per back-end
+    out = capsys.readouterr().out
+    assert "sim frames, 16x16, 6 frames" in out and "| sim | 16² | zarr | blosc-zstd (default) |" in out
+    assert list(tmp_path.iterdir()) == []  # the bench cleans up after itself
+
+
+def test_natural_frames_are_a_moving_camera_sequence():
+    pytest.importorskip("skimage")
+    frames = store_io.natural_sequence(32, 4, index=1)
+    assert frames.shape == (4, 32, 32, 3) and frames.dtype == np.uint8
+    steps = np.abs(np.diff(frames.astype(np.int16), axis=0)).mean(axis=(1, 2, 3))
+    assert np.all(steps > 0) and np.all(steps < 40)  # consecutive frames differ, but only a little
