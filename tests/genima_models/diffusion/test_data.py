@@ -90,6 +90,34 @@ def test_dataset_without_targets_is_a_one_line_error_when_stored_ones_are_requir
         _pairs(demo_store_dir / "sample.zarr", targets="stored")
 
 
+def test_targets_rendered_on_the_fly_equal_the_ones_render_targets_stores(demo_copy):
+    from genima_data.render.pipeline import render_targets
+
+    on_the_fly = _pairs(demo_copy, targets="auto")  # no targets in the store yet: rendered
+    assert on_the_fly.on_the_fly
+    render_targets(demo_copy, random_bg=None)
+    stored = _pairs(demo_copy, targets="stored")
+    assert not stored.on_the_fly
+    for index in (0, len(stored) - 1):
+        expected, drawn = stored[index], on_the_fly[index]
+        assert torch.equal(drawn["pixel_values"], expected["pixel_values"])
+        assert torch.equal(drawn["conditioning_pixel_values"], expected["conditioning_pixel_values"])
+        changed = (drawn["pixel_values"] + 1) / 2 - drawn["conditioning_pixel_values"]
+        assert changed.abs().amax(0).gt(0.1).sum() > 4  # the spheres are drawn in
+
+
+def test_no_targets_and_nothing_to_render_them_from_is_a_one_line_error(demo_copy):
+    with open_dataset(demo_copy, "a") as ds:  # an unknown robot: no forward kinematics for the spheres
+        ds.update_manifest(robot=ds.manifest.robot.model_copy(update={"model": "unknown_arm"}).model_dump())
+    with pytest.raises(
+        StoreError,
+        match=r"episode episode0: targets/wrist/rgb: dataset has no diffusion targets and they cannot be "
+        r"rendered on the fly: .*unknown_arm",
+    ) as err:
+        _pairs(demo_copy)
+    assert "\n" not in str(err.value)
+
+
 def test_targets_of_another_size_than_the_observation_are_refused(pairs_copy):
     with open_dataset(pairs_copy, "a") as ds:
         ds.add_arrays("episode1", {"targets/front/rgb": np.zeros((6, 16, 16, 3), np.uint8)}, replace=True)
