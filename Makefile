@@ -18,7 +18,7 @@ $(VENV)/.core: $(BIN)/python pyproject.toml constraints.txt
 	touch $@
 
 $(VENV)/.test: $(BIN)/python pyproject.toml constraints.txt
-	$(PIP_INSTALL) -e ".[test,formats,urdf,train]"
+	$(PIP_INSTALL) -e ".[test,formats,urdf,train,deliver]"
 	touch $@ $(VENV)/.core
 
 demo: $(VENV)/.core

@@ -92,6 +92,9 @@ def convert(
     calibration: Path | None = typer.Option(
         None, "--calibration", help="Calibration file for sources without one (ALOHA, raw)."
     ),
+    mapping: Path | None = typer.Option(
+        None, "--mapping", help="Mapping file of a raw recording (--from raw; see examples/vendor)."
+    ),
     reader_opt: list[str] = typer.Option([], "--reader-opt", help="Extra reader option KEY=VALUE."),
     writer_opt: list[str] = typer.Option([], "--writer-opt", help="Extra writer option KEY=VALUE."),
     engine: str = typer.Option("local", "--engine", help="local (process pool) or ray."),
@@ -105,6 +108,8 @@ def convert(
     writer_options = _parse_options(writer_opt, "--writer-opt")
     if calibration is not None:
         reader_options["calibration"] = str(calibration)
+    if mapping is not None:
+        reader_options["mapping"] = str(mapping)
     if codec is not None:
         writer_options["image_codec"] = codec
     result = run_convert(
@@ -473,6 +478,122 @@ def calibration_attach(
     console.print(
         calibration_table([c for c in manifest.cameras if c.name in changed], title=f"attached to {dataset}")
     )
+
+
+# ---------------------------------------------------------------- stats (branch `vendor`)
+@app.command()
+def stats(
+    dataset: Path = typer.Argument(..., help="A genima-data dataset (HDF5 directory or .zarr)."),
+    report: Path | None = typer.Option(None, "--json", help="Also write the statistics as JSON here."),
+    image_frames: int = typer.Option(4, min=0, help="Frames per episode and camera sampled for image stats."),
+    workers: int = typer.Option(1, "--workers", "-w", min=1, help="Processes reading episodes."),
+    store: bool = typer.Option(True, "--store/--no-store", help="Keep the statistics in the dataset."),
+) -> None:
+    """Per-channel min, max, mean, std, q01, q99 of joints, gripper, actions and images (exact, mergeable)."""
+    from genima_data.stats import compute_stats, save_stats, stats_renderable
+
+    result = compute_stats(dataset, image_frames=image_frames, workers=workers, progress=True)
+    if store:
+        save_stats(dataset, result)
+    if report is not None:
+        result.write_json(report)
+    console.print(stats_renderable(result))
+
+
+# ---------------------------------------------------------------- split (branch `vendor`)
+@app.command()
+def split(
+    dataset: Path = typer.Argument(..., help="A genima-data dataset (HDF5 directory or .zarr)."),
+    val: float = typer.Option(0.1, "--val", help="Fraction of episodes for validation."),
+    seed: int = typer.Option(0, "--seed", help="Random seed (same seed, same split)."),
+    stratify: bool = typer.Option(True, "--stratify/--no-stratify", help="Balance tasks and variations."),
+) -> None:
+    """Record train/val episode lists in the dataset's manifest (by episode, stratified, reproducible)."""
+    from rich.table import Table
+
+    from genima_data.splits import split_dataset, split_table_rows
+    from genima_data.store import open_dataset
+
+    splits = split_dataset(dataset, val_fraction=val, seed=seed, stratify=stratify)
+    with open_dataset(dataset) as ds:
+        rows = split_table_rows(ds.manifest.episodes, splits)
+    table = Table(title=f"split of {dataset} (val {val}, seed {seed})")
+    for column in ("task / variation", "train", "val"):
+        table.add_column(column, justify="left" if column.startswith("task") else "right")
+    for name, n_train, n_val in rows:
+        table.add_row(name, str(n_train), str(n_val))
+    table.add_row("[bold]total", str(len(splits["train"])), str(len(splits["val"])))
+    console.print(table)
+
+
+# ---------------------------------------------------------------- deliver / verify (branch `vendor`)
+@app.command()
+def deliver(
+    dataset: Path = typer.Argument(..., help="The dataset to deliver (HDF5 directory or .zarr)."),
+    out: Path = typer.Argument(
+        ..., help="Delivery folder to write (new, empty, or a delivery of the same data)."
+    ),
+    allow_warnings: bool = typer.Option(
+        False, "--allow-warnings", help="Deliver despite validation warnings."
+    ),
+    render_targets: bool = typer.Option(
+        False, "--render-targets", help="Render missing sphere targets into the delivered copy."
+    ),
+    info: Path | None = typer.Option(
+        None,
+        "--info",
+        help="YAML with datasheet answers: motivation, collection, uses, maintenance, contact.",
+    ),
+    workers: int = typer.Option(1, "--workers", "-w", min=1, help="Processes for validation and statistics."),
+) -> None:
+    """Validate, compute statistics, write DATASHEET.md, previews and checksums.sha256: a checkable bundle."""
+    from genima_data.deliver import DeliveryError, load_info
+    from genima_data.deliver import deliver as run_deliver
+
+    try:
+        result = run_deliver(
+            dataset,
+            out,
+            allow_warnings=allow_warnings,
+            render_targets=render_targets,
+            info=load_info(info) if info is not None else None,
+            workers=workers,
+            progress=True,
+        )
+    except DeliveryError as exc:
+        if exc.message.startswith("validation found"):
+            console.print("[red]delivery stopped:[/] see `genima-data validate` for every finding")
+        raise
+    console.print(f"delivered {dataset} → {out}: {result.files} files in checksums.sha256")
+    for item in result.pending:
+        console.print(f"[yellow]pending:[/] {escape(item)}", highlight=False)
+
+
+@app.command()
+def verify(
+    out: Path = typer.Argument(..., help="A delivery folder written by `genima-data deliver`."),
+    report: Path | None = typer.Option(None, "--json", help="Write the verification result as JSON here."),
+    workers: int = typer.Option(1, "--workers", "-w", min=1, help="Processes for validation."),
+) -> None:
+    """Re-check every checksum (streamed) and re-validate the dataset: exit 0 intact, 1 not."""
+    from genima_data.deliver import verify as run_verify
+
+    result = run_verify(out, workers=workers, progress=True)
+    if report is not None:
+        _write_json(report, result.to_dict())
+    sums = result.checksums
+    console.print(f"checksums: {sums.checked} files checked", highlight=False)
+    for kind in ("changed", "missing", "unlisted"):
+        for name in getattr(sums, kind):
+            err_console.print(f"[red]{kind}:[/] {escape(name)}", highlight=False)
+    if result.report is not None:
+        console.print(result.report.verdict())
+    else:
+        err_console.print(f"[red]cannot validate:[/] {escape(str(result.unreadable))}", highlight=False)
+    console.print(
+        "[bold green]delivery verified[/]" if result.ok else "[bold red]delivery does NOT verify[/]"
+    )
+    raise typer.Exit(EXIT_OK if result.ok else EXIT_ERROR)
 
 
 def main(argv: list[str] | None = None) -> None:

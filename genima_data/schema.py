@@ -411,8 +411,10 @@ JSON_SCHEMA_MODELS: dict[str, type[_Model]] = {
 
 def json_schemas() -> dict[str, dict[str, Any]]:
     """JSON Schema documents for the public models, keyed by file stem."""
+    from genima_data.formats.raw_mapping import RawMapping  # imports this module, so imported late
+
     out = {}
-    for stem, model in JSON_SCHEMA_MODELS.items():
+    for stem, model in {**JSON_SCHEMA_MODELS, "raw_mapping": RawMapping}.items():
         schema = model.model_json_schema()
         schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
         schema["$id"] = f"https://genima-data.dev/schemas/{FORMAT_VERSION}/{stem}.schema.json"

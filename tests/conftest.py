@@ -119,3 +119,37 @@ def lerobot_copy(lerobot_demo, tmp_path) -> Path:
     dst = tmp_path / "lerobot"
     shutil.copytree(lerobot_demo, dst)
     return dst
+
+
+# ---------------------------------------------------------------- vendor: raw recordings (branch `vendor`)
+VENDOR_EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "vendor"
+
+
+def vendor_generator() -> dict:
+    """The functions of examples/vendor/make_vendor_data.py (the example data generator)."""
+    import runpy
+
+    return runpy.run_path(str(VENDOR_EXAMPLES / "make_vendor_data.py"))
+
+
+@pytest.fixture(scope="session")
+def vendor_a_dir(tmp_path_factory) -> Path:
+    """Vendor A's raw recording (2 episodes, 30 frames, 48x48), generated once; copy before modifying."""
+    return vendor_generator()["write_vendor_a"](tmp_path_factory.mktemp("raw") / "vendor_a")
+
+
+@pytest.fixture
+def vendor_a(vendor_a_dir, tmp_path) -> tuple[Path, dict]:
+    """A private copy of vendor A's recording and its mapping as a dict (write it with `write_mapping`)."""
+    import yaml
+
+    root = tmp_path / "vendor_a"
+    shutil.copytree(vendor_a_dir, root)
+    return root, yaml.safe_load((VENDOR_EXAMPLES / "vendor_a.yaml").read_text())
+
+
+def write_mapping(path: Path, mapping: dict) -> Path:
+    import yaml
+
+    path.write_text(yaml.safe_dump(mapping, sort_keys=False))
+    return path

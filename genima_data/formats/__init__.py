@@ -58,6 +58,7 @@ BUILTIN: dict[str, str] = {
     "hdf5": "genima_data.formats.store:HDF5",
     "lerobot": "genima_data.formats.lerobot:LEROBOT",
     "aloha": "genima_data.formats.aloha:ALOHA",
+    "raw": "genima_data.formats.raw:RAW",
 }
 _REGISTERED: dict[str, Format] = {}
 
