@@ -60,3 +60,17 @@ def test_report_summarises_errors_detection_rate_spurious_spheres_and_gripper_st
     assert summary["spheres"]["joint3"]["mean_px"] == pytest.approx(2.0, abs=0.3)
     assert summary["spheres"]["joint1"]["detection_rate"] == 0
     assert summary["cameras"]["wrist"]["visible"] == 6
+
+
+def test_detector_finds_ground_truth_spheres_where_they_project(tmp_path):
+    from genima_data.demo import build_demo
+    from genima_models.diffusion.evaluate import evaluate_diffusion
+
+    path = tmp_path / "gt.zarr"
+    build_demo(path, episodes=1, frames=24, size=64).close()
+    report = evaluate_diffusion(path, ground_truth=True, frame_stride=2, progress=False).to_dict()
+    assert report["frames"] == 12 and report["gripper_state_accuracy"] == 1.0
+    assert report["overall"]["median_px"] < 0.5
+    for camera in ("front", "left_shoulder", "right_shoulder"):  # far cameras: spheres project to discs
+        stats = report["cameras"][camera]
+        assert stats["mean_px"] < 1.0 and stats["detection_rate"] > 0.9 and stats["spurious"] == 0, camera
