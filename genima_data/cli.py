@@ -596,12 +596,11 @@ def verify(
     raise typer.Exit(EXIT_OK if result.ok else EXIT_ERROR)
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point: one-line errors and exit codes; tracebacks only with --debug."""
-    args = list(sys.argv[1:] if argv is None else argv)
+def run_app(typer_app: typer.Typer, args: list[str], prog_name: str) -> None:
+    """Run a typer app with one-line errors and exit codes; tracebacks only with --debug."""
     debug = "--debug" in args
     try:
-        app(args=args, prog_name="genima-data")  # exits through SystemExit with the command's code
+        typer_app(args=args, prog_name=prog_name)  # exits through SystemExit with the command's code
     except GenimaDataError as exc:
         if debug:
             raise
@@ -616,3 +615,8 @@ def main(argv: list[str] | None = None) -> None:
             markup=False,
         )
         sys.exit(EXIT_BUG)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point of `genima-data`."""
+    run_app(app, list(sys.argv[1:] if argv is None else argv), "genima-data")

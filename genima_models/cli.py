@@ -1,30 +1,149 @@
-"""`genima-train`: train and evaluate GENIMA's diffusion agent and ACT controller."""
+"""`genima-train`: train and evaluate GENIMA's diffusion agent and ACT controller.
+
+Commands import torch only when they run, so ``genima-train --help`` works without the [train] extra.
+Errors print one line and exit non-zero, as in genima-data; ``--debug`` shows the traceback.
+"""
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
 import typer
 from rich.console import Console
 
+from genima_data.cli import run_app
+
 app = typer.Typer(
     name="genima-train",
-    help="Train and evaluate GENIMA's two stages on a genima-data dataset (needs the [train] extra).",
+    help="Train and evaluate GENIMA's two stages on a genima-data dataset (needs the \\[train] extra).",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
+console = Console(soft_wrap=True)  # long paths stay on one line
+
+
+@app.callback()
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks instead of one-line errors."),
+) -> None:
+    """Train and evaluate GENIMA's two stages."""
 
 
 @app.command("subcommands")
 def subcommands() -> None:
     """List the training and evaluation subcommands and their state."""
-    typer.echo("act             train the ACT controller            (planned: issue 5)")
-    typer.echo("eval-act        offline evaluation of ACT           (planned: issue 5)")
-    typer.echo("diffusion       fine-tune the ControlNet agent      (planned: issue 6)")
-    typer.echo("eval-diffusion  sphere-localisation metric          (planned: issue 6)")
+    typer.echo("act             train the ACT controller            (available)")
+    typer.echo("eval-act        offline evaluation of ACT           (available)")
+    typer.echo("diffusion       fine-tune the ControlNet agent      (available)")
+    typer.echo("eval-diffusion  sphere-localisation metric          (available)")
+
+
+# ---------------------------------------------------------------------------------------------- ACT (issue 5)
+def _camera_list(values: list[str]) -> list[str] | None:
+    """--cameras a,b --cameras c -> [a, b, c]; None when not given."""
+    names = [name for value in values for name in value.split(",") if name]
+    return names or None
+
+
+@app.command("act")
+def act(
+    data: Path = typer.Option(..., "--data", help="genima-data dataset (zarr or HDF5)."),
+    out: Path = typer.Option(..., "--out", help="Run directory: checkpoints/ and metrics.jsonl."),
+    preset: str = typer.Option("genima", "--preset", help="genima (GENIMA's ACT) or tiny (CPU tests)."),
+    steps: int | None = typer.Option(None, "--steps", min=1, help="Optimizer steps (default: the preset's)."),
+    epochs: int | None = typer.Option(
+        None, "--epochs", min=1, help="Passes over the data, instead of --steps."
+    ),
+    batch_size: int | None = typer.Option(None, "--batch-size", min=1, help="Samples per step and device."),
+    lr: float | None = typer.Option(None, "--lr", help="Learning rate of everything but the ResNets."),
+    lr_backbone: float | None = typer.Option(None, "--lr-backbone", help="Learning rate of the ResNets."),
+    cameras: list[str] = typer.Option([], "--cameras", help="Cameras to use (repeat or comma-separate)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from the latest checkpoint in --out."),
+    num_workers: int = typer.Option(0, "--num-workers", min=0, help="DataLoader worker processes."),
+    mixed_precision: str = typer.Option("no", "--mixed-precision", help="no, fp16 or bf16."),
+    cpu: bool = typer.Option(False, "--cpu", help="Train on the CPU even if a GPU is available."),
+    targets: str = typer.Option(
+        "auto", "--targets", help="auto (stored where present, else rendered), prerendered or on-the-fly."
+    ),
+    textures: Path | None = typer.Option(
+        None, "--textures", help="Folder of background images (on the fly)."
+    ),
+    download_weights: bool = typer.Option(
+        False, "--download-weights", help="Let from_pretrained download ResNet/CLIP weights."
+    ),
+    log_every: int | None = typer.Option(None, "--log-every", min=1, help="Steps per metrics.jsonl row."),
+    save_every: int | None = typer.Option(None, "--save-every", min=1, help="Steps per checkpoint."),
+    no_augment: bool = typer.Option(False, "--no-augment", help="Switch off crop, colour jitter and noise."),
+) -> None:
+    """Train GENIMA's ACT controller on sphere-target images (multi-GPU: launch with `accelerate launch`)."""
+    from genima_models.act.train import train_act
+
+    result = train_act(
+        data,
+        out,
+        preset=preset,
+        steps=steps,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        lr_backbone=lr_backbone,
+        cameras=_camera_list(cameras),
+        resume=resume,
+        num_workers=num_workers,
+        mixed_precision=mixed_precision,
+        cpu=cpu,
+        targets=targets,  # type: ignore[arg-type]
+        texture_folder=textures,
+        download_weights=download_weights,
+        log_every=log_every,
+        save_every=save_every,
+        augment=False if no_augment else None,
+    )
+    if not result.main_process:
+        return
+    last = result.metrics[-1] if result.metrics else {}
+    console.print(
+        f"trained {result.steps} steps, final loss {last.get('loss', float('nan')):.4f} → {result.checkpoint}"
+    )
+
+
+@app.command("eval-act")
+def eval_act(
+    checkpoint: Path = typer.Option(..., "--checkpoint", help="Checkpoint directory or training run."),
+    data: Path = typer.Option(..., "--data", help="genima-data dataset to evaluate on."),
+    split: str = typer.Option(
+        "val", "--split", help="val (held out in training), train, all, or a split name."
+    ),
+    batch_size: int = typer.Option(16, "--batch-size", min=1),
+    num_workers: int = typer.Option(0, "--num-workers", min=0),
+    device: str | None = typer.Option(None, "--device", help="cpu, cuda, cuda:1, ... (default: GPU if any)."),
+    targets: str = typer.Option("auto", "--targets", help="auto, prerendered or on-the-fly."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of the table."),
+    report: Path | None = typer.Option(None, "--report", help="Also write the JSON report here."),
+) -> None:
+    """Offline evaluation on held-out episodes: joint L1/L2 error per chunk step and gripper accuracy."""
+    from genima_data.atomic import atomic_write_text
+    from genima_models.act.evaluate import evaluate_act
+
+    result = evaluate_act(
+        checkpoint,
+        data,
+        split=split,
+        batch_size=batch_size,
+        num_workers=num_workers,
+        device=device,
+        targets=targets,  # type: ignore[arg-type]
+        progress=not as_json,
+    )
+    if report is not None:
+        atomic_write_text(report, json.dumps(result.to_dict(), indent=2) + "\n")
+    if as_json:
+        console.print_json(data=result.to_dict())
+    else:
+        console.print(result.renderable())
 
 
 # -------------------------------------------------------------------------------- diffusion agent (issue 6)
@@ -125,4 +244,5 @@ def eval_diffusion(
 
 
 def main(argv: list[str] | None = None) -> None:
-    app(args=list(sys.argv[1:] if argv is None else argv), prog_name="genima-train")
+    """Console-script entry point of `genima-train`."""
+    run_app(app, list(sys.argv[1:] if argv is None else argv), "genima-train")

@@ -25,14 +25,13 @@ class CliResult:
     stderr: str
 
 
-@pytest.fixture
-def run_cli(capsys):
-    """Run `genima-data ARGS...` in-process; returns exit code and captured output."""
+def cli_runner(entry_point, capsys):
+    """A function running `entry_point([ARGS...])` in-process, returning exit code and captured output."""
 
     def run(*args: object) -> CliResult:
         capsys.readouterr()
         try:
-            main([str(a) for a in args])
+            entry_point([str(a) for a in args])
             code = 0
         except SystemExit as exc:
             code = int(exc.code or 0)
@@ -40,6 +39,12 @@ def run_cli(capsys):
         return CliResult(code, out.out, out.err)
 
     return run
+
+
+@pytest.fixture
+def run_cli(capsys):
+    """Run `genima-data ARGS...` in-process; returns exit code and captured output."""
+    return cli_runner(main, capsys)
 
 
 @pytest.fixture
@@ -119,6 +124,100 @@ def lerobot_copy(lerobot_demo, tmp_path) -> Path:
     dst = tmp_path / "lerobot"
     shutil.copytree(lerobot_demo, dst)
     return dst
+
+
+# ------------------------------------------------------------------------------------------ ACT controller
+# (genima_models, issue 5): demo stores carrying pre-rendered controller targets whose pixels encode
+# (camera, frame), so a test can tell which image a sample holds.
+ACT_FRAMES = 24
+
+
+def target_pixel(camera_index: int, t: int) -> int:
+    """Value of every pixel of the test target of camera `camera_index` at frame t."""
+    return 10 * camera_index + t
+
+
+def add_test_targets(path: Path) -> None:
+    """Write targets/<cam>/rnd_bg into every episode of the dataset at `path`."""
+    from genima_data.store import open_dataset
+
+    with open_dataset(path, mode="a") as ds:
+        for summary in ds.manifest.episodes:
+            T = summary.length
+            size = (ds.manifest.cameras[0].height, ds.manifest.cameras[0].width)
+            ds.add_arrays(
+                summary.episode_id,
+                {
+                    f"targets/{cam.name}/rnd_bg": np.broadcast_to(
+                        np.array([target_pixel(c, t) for t in range(T)], np.uint8)[:, None, None, None],
+                        (T, *size, 3),
+                    ).copy()
+                    for c, cam in enumerate(ds.manifest.cameras)
+                },
+            )
+
+
+@pytest.fixture(scope="session")
+def act_store_dir(tmp_path_factory) -> Path:
+    """Demo datasets (3 episodes x 24 frames, 32x32) with test targets, both back-ends; do not modify."""
+    root = tmp_path_factory.mktemp("act")
+    for name in ("sample.zarr", "sample_h5"):
+        build_demo(root / name, episodes=3, frames=ACT_FRAMES, size=32).close()
+        add_test_targets(root / name)
+    return root
+
+
+@pytest.fixture(params=["sample.zarr", "sample_h5"], ids=["zarr", "hdf5"])
+def act_store(request, act_store_dir) -> Path:
+    return act_store_dir / request.param
+
+
+@pytest.fixture
+def run_train_cli(capsys):
+    """Run `genima-train ARGS...` in-process; returns exit code and captured output."""
+    from genima_models.cli import main as train_main
+
+    return cli_runner(train_main, capsys)
+
+
+ACT_TEST_CAMERAS = ["front", "wrist"]
+
+
+@pytest.fixture
+def make_act_model():
+    """Tiny ACT models over ACT_TEST_CAMERAS with known joint statistics (mean -1…1, std 0.1…0.7)."""
+    import torch
+
+    from genima_models.act.config import preset_configs
+    from genima_models.act.model import ACTModel
+    from genima_models.data import JointStats
+
+    def make(seed: int = 0):
+        torch.manual_seed(seed)
+        config, _ = preset_configs("tiny")
+        config.cameras = list(ACT_TEST_CAMERAS)
+        return ACTModel.build(config, JointStats(np.linspace(-1, 1, 7), np.linspace(0.1, 0.7, 7), 100))
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def act_run(act_store_dir, tmp_path_factory):
+    """A short tiny-preset training run on the zarr test store (do not modify)."""
+    from genima_models.act.train import train_act
+
+    out = tmp_path_factory.mktemp("act_run") / "run"
+    train_act(
+        act_store_dir / "sample.zarr",
+        out,
+        preset="tiny",
+        steps=4,
+        batch_size=4,
+        cameras=ACT_TEST_CAMERAS,
+        log_every=2,
+        progress=False,
+    )
+    return out
 
 
 # ---------------------------------------------------------------- vendor: raw recordings (branch `vendor`)
