@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -39,6 +40,7 @@ def subcommands() -> None:
     typer.echo("eval-act        offline evaluation of ACT           (available)")
     typer.echo("diffusion       fine-tune the ControlNet agent      (available)")
     typer.echo("eval-diffusion  sphere-localisation metric          (available)")
+    typer.echo("eval-genima     offline evaluation of the chain     (available)")
 
 
 # ---------------------------------------------------------------------------------------------- ACT (issue 5)
@@ -125,7 +127,6 @@ def eval_act(
     report: Path | None = typer.Option(None, "--report", help="Also write the JSON report here."),
 ) -> None:
     """Offline evaluation on held-out episodes: joint L1/L2 error per chunk step and gripper accuracy."""
-    from genima_data.atomic import atomic_write_text
     from genima_models.act.evaluate import evaluate_act
 
     result = evaluate_act(
@@ -138,6 +139,13 @@ def eval_act(
         targets=targets,  # type: ignore[arg-type]
         progress=not as_json,
     )
+    show_action_errors(result, as_json=as_json, report=report)
+
+
+def show_action_errors(result: Any, *, as_json: bool, report: Path | None) -> None:
+    """Print an action-error evaluation (table or JSON) and write its JSON report when asked."""
+    from genima_data.atomic import atomic_write_text
+
     if report is not None:
         atomic_write_text(report, json.dumps(result.to_dict(), indent=2) + "\n")
     if as_json:
@@ -241,6 +249,45 @@ def eval_diffusion(
         console.print_json(data=result.to_dict())
     else:
         console.print(result.renderable())
+
+
+# ------------------------------------------------------------------------- chained GENIMA policy (issue 6)
+@app.command("eval-genima")
+def eval_genima(
+    diffusion_checkpoint: Path = typer.Option(
+        ..., "--diffusion-checkpoint", help="Diffusion-agent run directory or checkpoint."
+    ),
+    act_checkpoint: Path = typer.Option(..., "--act-checkpoint", help="ACT checkpoint directory or run."),
+    data: Path = typer.Option(..., "--data", help="genima-data dataset to evaluate on."),
+    split: str = typer.Option("val", "--split", help="val (held out by the ACT run), train, all, or a name."),
+    frame_stride: int = typer.Option(1, "--frame-stride", min=1, help="Evaluate every n-th frame."),
+    steps: int = typer.Option(10, "--steps", min=1, help="Euler steps per generated image (GENIMA: 10)."),
+    background: str = typer.Option(
+        "random", "--background", help="random (spheres on textures, as ACT trained) or generated."
+    ),
+    textures: Path | None = typer.Option(None, "--textures", help="Folder of background images."),
+    seed: int = typer.Option(0, "--seed"),
+    device: str | None = typer.Option(None, "--device", help="cpu, cuda, ... (default: GPU if any)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of the table."),
+    report: Path | None = typer.Option(None, "--report", help="Also write the JSON report here."),
+) -> None:
+    """Offline evaluation of the chained policy (diffusion agent → ACT): action error per chunk step."""
+    from genima_models.policy import evaluate_genima
+
+    result = evaluate_genima(
+        diffusion_checkpoint,
+        act_checkpoint,
+        data,
+        split=split,
+        frame_stride=frame_stride,
+        steps=steps,
+        seed=seed,
+        device=device,
+        texture_folder=textures,
+        background=background,  # type: ignore[arg-type]
+        progress=not as_json,
+    )
+    show_action_errors(result, as_json=as_json, report=report)
 
 
 def main(argv: list[str] | None = None) -> None:
