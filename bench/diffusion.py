@@ -4,8 +4,9 @@
 
 1. Generated target images per second at 512x512 for 1, 5 and 10 Euler steps (GENIMA evaluates with 10),
    batch 1, best of --repeats (step counts interleaved), through `DiffusionAgent`
-   (StableDiffusionControlNetPipeline). ``--model tiny`` is the tiny preset (CPU); ``--model sd-turbo`` builds SD-Turbo's architecture (SD 2.1 UNet, VAE, OpenCLIP-H text
-   encoder, ControlNet from the UNet) with random weights, since the weights cannot be downloaded here:
+   (StableDiffusionControlNetPipeline). ``--model tiny`` is the tiny preset (CPU); ``--model sd-turbo``
+   builds SD-Turbo's architecture (SD 2.1 UNet, VAE, OpenCLIP-H text encoder, ControlNet from the UNet)
+   with random weights, since the weights cannot be downloaded here:
    the speed of a network does not depend on its weights. Use a GPU for it.
 2. Training pairs per second (conditioning + target tensors at 512x512, no augmentation) from the store
    with pre-rendered targets, from the store with targets rendered on the fly, and from GENIMA's PNG

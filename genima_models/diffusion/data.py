@@ -16,8 +16,6 @@ uninterrupted one. Each DataLoader worker opens its own store handle.
 
 from __future__ import annotations
 
-import os
-from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -26,12 +24,12 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from genima_data.episode import Episode
 from genima_data.errors import GenimaDataError, StoreError
 from genima_data.render.compose import tile_2x2
 from genima_data.render.targets import TargetConfig, TargetRenderer
 from genima_data.store import open_dataset
 from genima_data.store.base import Dataset as Store
+from genima_models.data import FrameIndex, OpenEpisodes, StoreHandle, episode_instruction
 from genima_models.diffusion.augment import color_jitter, random_shift
 from genima_models.diffusion.config import DiffusionConfig, DiffusionError
 
@@ -49,11 +47,6 @@ def tile_images(images: Mapping[str, np.ndarray], config: DiffusionConfig) -> np
 def to_unit_tensor(image: np.ndarray) -> torch.Tensor:
     """uint8 (H, W, 3) to float (3, H, W) in [0, 1]."""
     return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float() / 255.0
-
-
-def instruction_of(episode_meta: Any) -> str:
-    """The episode's instruction; the task name in words when it has none."""
-    return episode_meta.instruction or episode_meta.task.replace("_", " ")
 
 
 def check_prompt(tokenizer: Any, prompt: str, *, episode: str | None = None) -> None:
@@ -99,15 +92,14 @@ class DiffusionPairs(Dataset):
             lengths = {}
             for eid in self.episode_ids:
                 with store.episode(eid) as ep:
-                    prompt = config.prompt(instruction_of(ep.meta))
-                    self.input_ids[eid] = tokenize_prompt(tokenizer, prompt, episode=eid)
-                    lengths[eid] = ep.length
-        self.samples = [(eid, t) for eid in self.episode_ids for t in range(lengths[eid] - 1)]
-        if not self.samples:
+                    instruction = episode_instruction(store.manifest, ep.meta.task, ep.meta.instruction)
+                    self.input_ids[eid] = tokenize_prompt(tokenizer, config.prompt(instruction), episode=eid)
+                    lengths[eid] = ep.length - 1  # frames 0 … T-2
+        self.index = FrameIndex(lengths)
+        if not len(self.index):
             raise StoreError("no training frames: every selected episode has a single frame", file=self.path)
-        self._store: Store | None = None
-        self._pid = -1
-        self._episodes: OrderedDict[str, Episode] = OrderedDict()
+        self.store = StoreHandle(self.path)
+        self._episodes = OpenEpisodes(OPEN_EPISODES)
         self._renderer: TargetRenderer | None = None
 
     def _select(self, store: Store, episodes: list[str] | None) -> list[str]:
@@ -175,27 +167,18 @@ class DiffusionPairs(Dataset):
                     ) from None
 
     def __len__(self) -> int:
-        return len(self.samples)
-
-    def _episode(self, eid: str) -> Episode:
-        if self._pid != os.getpid():  # a fresh worker process: never share a parent's file handles
-            self._store, self._pid, self._episodes = open_dataset(self.path), os.getpid(), OrderedDict()
-            self._renderer = None
-        ep = self._episodes.pop(eid, None) or self._store.episode(eid)
-        self._episodes[eid] = ep
-        while len(self._episodes) > OPEN_EPISODES:
-            self._episodes.popitem(last=False)[1].close()
-        return ep
+        return len(self.index)
 
     def images(self, index: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         """Observation and target image of every camera for sample `index` (uint8, camera size)."""
-        eid, t = self.samples[index]
-        ep = self._episode(eid)
+        eid, t = self.index.locate(index)
+        store = self.store.get()
+        ep = self._episodes.get(store, eid)
         observations = {cam: ep.frame(f"cameras/{cam}/rgb", t) for cam in self.config.cameras}
         if not self.on_the_fly:
             return observations, {cam: ep.frame(f"targets/{cam}/rgb", t) for cam in self.config.cameras}
         if self._renderer is None:
-            self._renderer = TargetRenderer(self._store.manifest, self.target_config, root=self.path)
+            self._renderer = TargetRenderer(store.manifest, self.target_config, root=self.path)
         targets = {cam: self._renderer.render(ep, t, cam).over(observations[cam]) for cam in observations}
         return observations, targets
 
@@ -213,14 +196,12 @@ class DiffusionPairs(Dataset):
         return {
             "conditioning_pixel_values": conditioning,
             "pixel_values": target * 2 - 1,
-            "input_ids": self.input_ids[self.samples[index][0]],
+            "input_ids": self.input_ids[self.index.locate(index)[0]],
         }
 
     def close(self) -> None:
-        while self._episodes:
-            self._episodes.popitem()[1].close()
-        if self._store is not None:
-            self._store.close()
+        self._episodes.close()
+        self.store.close()
 
 
 class StepBatchSampler(Sampler):

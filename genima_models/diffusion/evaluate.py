@@ -31,10 +31,10 @@ from genima_data.progress import progress_bar
 from genima_data.render.detect import SphereBlob, detect_blobs
 from genima_data.render.targets import GRIPPER, TargetConfig, TargetRenderer, target_frame
 from genima_data.store import open_dataset
+from genima_models.data import episode_instruction
 from genima_models.diffusion.agent import GENIMA_INFERENCE_STEPS, DiffusionAgent
 from genima_models.diffusion.checkpoints import resolve_checkpoint
 from genima_models.diffusion.config import DiffusionConfig, preset_config
-from genima_models.diffusion.data import instruction_of
 
 HELD_OUT_SPLITS = ("test", "val")
 
@@ -288,7 +288,8 @@ def _score_frames(
             for t, obs in zip(frames, observations, strict=True)
         ]
     else:
-        tiled = agent.generate_tiled(observations, [instruction_of(episode.meta)] * len(frames))
+        instruction = episode_instruction(renderer.manifest, episode.meta.task, episode.meta.instruction)
+        tiled = agent.generate_tiled(observations, [instruction] * len(frames))
         images = [
             agent.untile(tile, {c: obs[c].shape[:2] for c in cameras})
             for tile, obs in zip(tiled, observations, strict=True)

@@ -147,3 +147,11 @@ def test_step_batches_are_fixed_per_step_and_cover_each_epoch():
     ranks = [StepBatchSampler(10, 2, seed=1, start_step=0, end_step=2, rank=r, world=2) for r in (0, 1)]
     per_rank = [[i for batch in sampler for i, _ in batch] for sampler in ranks]
     assert not set(per_rank[0]) & set(per_rank[1]) and len(per_rank[0]) == 4
+
+
+def test_dataloader_workers_read_the_same_samples_as_the_main_process(pairs_dataset):
+    pairs = _pairs(pairs_dataset)
+    expected = [pairs[i]["pixel_values"] for i in range(len(pairs))]  # the parent has episodes open now
+    loader = torch.utils.data.DataLoader(pairs, batch_size=None, num_workers=2)
+    assert all(torch.equal(got["pixel_values"], want) for got, want in zip(loader, expected, strict=True))
+    pairs.close()
