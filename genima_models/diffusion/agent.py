@@ -18,16 +18,13 @@ import torch
 from diffusers import ControlNetModel, EulerDiscreteScheduler, StableDiffusionControlNetPipeline
 
 from genima_data.render.compose import untile_2x2
+from genima_models.act.policy import default_device
 from genima_models.diffusion.checkpoints import resolve_checkpoint
 from genima_models.diffusion.config import DiffusionConfig, DiffusionError
 from genima_models.diffusion.data import check_prompt, tile_images, to_unit_tensor
 from genima_models.diffusion.models import BaseModels, load_base, load_controlnet, resolve_base
 
 GENIMA_INFERENCE_STEPS = 10  # GENIMA's controller/cfgs/eval_genima.yaml: num_diffusion_steps
-
-
-def default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 class DiffusionAgent:
