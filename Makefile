@@ -24,6 +24,8 @@ $(VENV)/.test: $(BIN)/python pyproject.toml constraints.txt
 demo: $(VENV)/.core
 	$(BIN)/genima-data demo $(DEMO)
 	$(BIN)/genima-data render-targets $(DEMO) --random-bg procedural
+	$(BIN)/genima-data convert $(DEMO) demo/sample_h5 --to hdf5
+	$(BIN)/genima-data convert $(DEMO) demo/genima_rlbench --to rlbench
 	$(BIN)/genima-data validate $(DEMO)
 	$(BIN)/genima-data info $(DEMO)
 	$(BIN)/genima-data preview $(DEMO) --out demo/preview.png

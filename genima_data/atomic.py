@@ -17,10 +17,12 @@ from pathlib import Path
 TMP_PREFIX = ".tmp-"
 
 
-def temp_path_for(path: str | Path) -> Path:
-    """A unique temporary sibling of `path` (same directory, so the final rename is atomic)."""
+def temp_path_for(path: str | Path, temp_dir: str | Path | None = None) -> Path:
+    """A unique temporary name for `path`: a sibling, or inside `temp_dir` (same file system, so the final
+    rename is atomic)."""
     path = Path(path)
-    return path.with_name(f"{TMP_PREFIX}{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}")
+    name = f"{TMP_PREFIX}{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
+    return path.with_name(name) if temp_dir is None else Path(temp_dir) / name
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -33,14 +35,20 @@ def _fsync_dir(directory: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_output(path: str | Path, *, fsync: bool = True) -> Iterator[Path]:
+def atomic_output(
+    path: str | Path, *, fsync: bool = True, temp_dir: str | Path | None = None
+) -> Iterator[Path]:
     """Yield a temporary path to write to; on success it replaces `path`, on error it is removed.
 
-    Works for files and for directories (a zarr episode group, an export folder).
+    Works for files and for directories (a zarr episode group, an export folder). `temp_dir` keeps the
+    temporary out of `path`'s directory (for layouts whose readers list that directory), on the same file
+    system.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_path_for(path)
+    if temp_dir is not None:
+        Path(temp_dir).mkdir(parents=True, exist_ok=True)
+    tmp = temp_path_for(path, temp_dir)
     try:
         yield tmp
         if fsync and tmp.is_file():
@@ -48,7 +56,7 @@ def atomic_output(path: str | Path, *, fsync: bool = True) -> Iterator[Path]:
                 os.fsync(f.fileno())
         if path.is_dir() and not path.is_symlink():
             # os.replace cannot replace a non-empty directory: move the old one aside first
-            old = temp_path_for(path)
+            old = temp_path_for(path, temp_dir)
             os.replace(path, old)
             os.replace(tmp, path)
             shutil.rmtree(old)

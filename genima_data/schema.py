@@ -231,6 +231,12 @@ class Robot(_Model):
         "Link whose pose robot/ee_pose records (the gripper tip GENIMA's gripper sphere marks).", default=None
     )
     gripper: str | None = _field("Gripper description, e.g. 'Franka Hand'.", default=None)
+    joint_offsets: list[float] | None = _field(
+        "Added to joint_positions before forward kinematics, where the recording's joint zero differs from "
+        "the kinematic model's (RLBench's Panda: joint 4 by 4.0°). None: no offsets.",
+        unit="rad",
+        default=None,
+    )
 
     @property
     def dof(self) -> int:
@@ -244,7 +250,7 @@ class Robot(_Model):
     @model_validator(mode="after")
     def _limits_match_joints(self) -> Robot:
         dof = len(self.joint_names)
-        for name in ("joint_lower", "joint_upper", "joint_velocity_limits"):
+        for name in ("joint_lower", "joint_upper", "joint_velocity_limits", "joint_offsets"):
             values = getattr(self, name)
             if values is not None and len(values) != dof:
                 raise ValueError(f"{name} has {len(values)} entries for {dof} joints")

@@ -90,6 +90,107 @@ def assert_episodes_equal(a: Episode, b: Episode) -> None:
         assert np.array_equal(x, y, equal_nan=True), key
 
 
+# --- RLBench format (branch rlbench): real pickles from the shared sample, PNGs written next to them -----
+RLBENCH_TEST_DATA = Path(__file__).resolve().parent / "data" / "rlbench"
+RLBENCH_CAMERAS = ("left_shoulder", "right_shoulder", "overhead", "wrist", "front")
+RLBENCH_DEPTH_CAMERAS = ("front", "wrist")  # depth and mask PNGs for these; rgb for all
+
+
+def synthetic_rlbench_frame(camera: str, t: int, size: int = 128) -> dict[str, np.ndarray]:
+    """Deterministic rgb (uint8), depth (metres, float64) and mask (handles) images for one frame."""
+    yy, xx = np.mgrid[0:size, 0:size]
+    phase = RLBENCH_CAMERAS.index(camera) * 17 + t * 3
+    rgb = np.stack([(xx * 2 + phase) % 256, (yy * 2 + 2 * phase) % 256, (xx + yy + phase) % 256], -1)
+    depth = 0.5 + 0.01 * xx + 0.005 * yy + 0.001 * t
+    mask = np.where(xx < size // 2, 7 + t, np.where(yy < size // 2, 300, 70000 + camera.__len__()))
+    return {"rgb": rgb.astype(np.uint8), "depth": depth, "mask": mask.astype(np.int32)}
+
+
+def write_rlbench_pngs(root: Path, size: int = 128) -> None:
+    """Write RLBench-encoded PNG folders of the right count next to every readable low_dim_obs.pkl."""
+    from genima_data.formats import rlbench_images as images
+    from genima_data.formats.rlbench_pickle import load_pickle
+
+    for pickle_path in sorted(root.glob("*/*/episodes/*/low_dim_obs.pkl")):
+        try:
+            observations = load_pickle(pickle_path)._observations
+        except Exception:  # the truncated sample episode stays without images
+            continue
+        for camera in RLBENCH_CAMERAS:
+            kinds = ("rgb", "depth", "mask") if camera in RLBENCH_DEPTH_CAMERAS else ("rgb",)
+            for kind in kinds:
+                (pickle_path.parent / f"{camera}_{kind}").mkdir()
+            for t, obs in enumerate(observations):
+                frame = synthetic_rlbench_frame(camera, t, size)
+                near, far = obs.misc[f"{camera}_camera_near"], obs.misc[f"{camera}_camera_far"]
+                pixels = {
+                    "rgb": frame["rgb"],
+                    "depth": images.depth_to_png(frame["depth"], near, far),
+                    "mask": images.mask_to_png(frame["mask"]),
+                }
+                for kind in kinds:
+                    path = pickle_path.parent / f"{camera}_{kind}" / f"{t}.png"
+                    path.write_bytes(images.encode_png_rgb(pixels[kind]))
+
+
+@pytest.fixture(scope="session")
+def rlbench_dir(tmp_path_factory) -> Path:
+    """The bundled real pickles (variation0: episodes 3, 8, 9) with PNGs; copy before modifying."""
+    root = tmp_path_factory.mktemp("rlbench") / "rlbench_data"
+    shutil.copytree(RLBENCH_TEST_DATA, root, ignore=shutil.ignore_patterns("variation1"))
+    write_rlbench_pngs(root)
+    return root
+
+
+@pytest.fixture
+def rlbench_copy(rlbench_dir, tmp_path) -> Path:
+    """A private copy of `rlbench_dir`."""
+    dst = tmp_path / "rlbench_data"
+    shutil.copytree(rlbench_dir, dst)
+    return dst
+
+
+def load_with_fake_rlbench(path: Path) -> dict:
+    """Load `path` with plain pickle.load, as rlbench users do, in a fresh interpreter whose sys.modules
+    holds stand-in ``rlbench.demo`` / ``rlbench.backend.observation`` modules; returns a summary."""
+    import json
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(
+        f"""
+        import json, pickle, sys, types
+        demo_mod = types.ModuleType("rlbench.demo")
+        obs_mod = types.ModuleType("rlbench.backend.observation")
+        class Demo:
+            def __init__(self, observations, random_seed=None, num_reset_attempts=None):
+                self._observations = observations
+            def __len__(self):
+                return len(self._observations)
+            def __getitem__(self, i):
+                return self._observations[i]
+        class Observation:
+            pass
+        Demo.__module__, Observation.__module__ = demo_mod.__name__, obs_mod.__name__
+        demo_mod.Demo, obs_mod.Observation = Demo, Observation
+        for name in ("rlbench", "rlbench.backend"):
+            sys.modules[name] = types.ModuleType(name)
+        sys.modules["rlbench.demo"], sys.modules["rlbench.backend.observation"] = demo_mod, obs_mod
+        with open({str(path)!r}, "rb") as f:
+            demo = pickle.load(f)
+        classes = sorted({{f"{{type(o).__module__}}.{{type(o).__name__}}" for o in [demo, *demo]}})
+        print(json.dumps({{
+            "classes": classes, "length": len(demo), "q2": demo[2].joint_positions.tolist(),
+            "misc2": sorted(demo[2].misc), "reset": demo.num_reset_attempts,
+            "attributes2": sorted(vars(demo[2])),
+        }}))
+        """
+    )
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    return json.loads(run.stdout)
+
+
 # --- render: an HDF5-only copy for tests whose subject is not the store back-end
 @pytest.fixture
 def demo_h5(demo_store_dir, tmp_path) -> Path:

@@ -56,6 +56,7 @@ class Format:
 BUILTIN: dict[str, str] = {
     "zarr": "genima_data.formats.store:ZARR",
     "hdf5": "genima_data.formats.store:HDF5",
+    "rlbench": "genima_data.formats.rlbench:RLBENCH",
     "lerobot": "genima_data.formats.lerobot:LEROBOT",
     "aloha": "genima_data.formats.aloha:ALOHA",
     "raw": "genima_data.formats.raw:RAW",

@@ -130,12 +130,19 @@ class Kinematics:
         arm_joints: Sequence[str],
         ee_link: str,
         T_world_base: np.ndarray | None = None,
+        joint_offsets: Sequence[float] | None = None,
     ) -> None:
         self.name = name
         self.joints = list(joints)
         self.joint_names = list(arm_joints)
         self.ee_link = ee_link
         self.T_world_base = np.eye(4) if T_world_base is None else np.asarray(T_world_base, dtype=np.float64)
+        self.joint_offsets = np.zeros(len(arm_joints)) if joint_offsets is None else np.asarray(joint_offsets)
+        if self.joint_offsets.shape != (len(arm_joints),):
+            raise GeometryError(
+                f"robot '{name}' has {len(arm_joints)} joints but {self.joint_offsets.size} joint offsets",
+                field="robot.joint_offsets",
+            )
         self._by_child = self._index_tree()
         roots = {j.parent for j in self.joints} - set(self._by_child)
         if len(roots) != 1:
@@ -156,11 +163,21 @@ class Kinematics:
 
     def with_base(self, T_world_base: np.ndarray) -> Kinematics:
         """The same robot standing at another base pose."""
-        return Kinematics(self.name, self.joints, self.joint_names, self.ee_link, T_world_base)
+        return Kinematics(
+            self.name, self.joints, self.joint_names, self.ee_link, T_world_base, self.joint_offsets
+        )
 
     def with_ee_link(self, ee_link: str) -> Kinematics:
         """The same robot with another link as its tool centre."""
-        return Kinematics(self.name, self.joints, self.joint_names, ee_link, self.T_world_base)
+        return Kinematics(
+            self.name, self.joints, self.joint_names, ee_link, self.T_world_base, self.joint_offsets
+        )
+
+    def with_joint_offsets(self, joint_offsets: Sequence[float]) -> Kinematics:
+        """The same robot whose recorded joint positions are `joint_offsets` short of the model's angles."""
+        return Kinematics(
+            self.name, self.joints, self.joint_names, self.ee_link, self.T_world_base, joint_offsets
+        )
 
     # ------------------------------------------------------------------ forward kinematics
     def link_poses(self, q: np.ndarray, links: Sequence[str] | None = None) -> dict[str, np.ndarray]:
@@ -240,7 +257,7 @@ class Kinematics:
                 f"joint positions have shape {q.shape}, expected (..., {self.dof}) for robot '{self.name}'",
                 field="robot/joint_positions",
             )
-        return q.reshape(-1, self.dof), q.shape[:-1]
+        return q.reshape(-1, self.dof) + self.joint_offsets, q.shape[:-1]
 
     @staticmethod
     def _motion(joint: KinematicJoint, values: np.ndarray) -> np.ndarray:
@@ -381,8 +398,14 @@ def _urdf_joint(joint) -> KinematicJoint:
 def load_kinematics(robot: Robot, root: Path | None = None) -> Kinematics:
     """Kinematics of a manifest robot: built-in 'franka_panda' / 'ur5e', or 'urdf' (relative to ``root``).
 
-    The robot's ``T_world_base`` is applied and its ``ee_link`` (if set) is the tool centre.
+    The robot's ``T_world_base`` and ``joint_offsets`` are applied and its ``ee_link`` (if set) is the tool
+    centre.
     """
+    kin = _model_kinematics(robot, root)
+    return kin if robot.joint_offsets is None else kin.with_joint_offsets(robot.joint_offsets)
+
+
+def _model_kinematics(robot: Robot, root: Path | None) -> Kinematics:
     T_world_base = np.asarray(robot.T_world_base, dtype=np.float64)
     if robot.model == "urdf":
         path = Path(robot.urdf or "")

@@ -136,6 +136,15 @@ def iter_blocks(source: ArraySource) -> Iterator[tuple[int, int, np.ndarray]]:
         yield start, stop, np.asarray(source[start:stop])
 
 
+def carried_attrs(source: ArraySource) -> dict[str, str]:
+    """String attributes a stored array carries (e.g. how targets were rendered), so copies keep them.
+
+    The codec attribute is left out: the destination records its own.
+    """
+    attrs = getattr(source, "attrs", None) or {}
+    return {str(k): v for k, v in attrs.items() if k != "codec" and isinstance(v, str)}
+
+
 def array_kind(path: str) -> Literal["image", "array"]:
     spec = spec_for(path)
     return "image" if spec is not None and spec.image and spec.dtype == "uint8" else "array"

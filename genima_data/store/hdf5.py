@@ -9,6 +9,7 @@ crash). Episode metadata is the root attribute ``meta`` (JSON); each dataset rec
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Mapping
 from pathlib import Path
 
 import h5py
@@ -23,6 +24,7 @@ from genima_data.store.base import (
     ArrayMap,
     Dataset,
     array_kind,
+    carried_attrs,
     chunk_shape,
     iter_blocks,
     meta_from_json,
@@ -142,7 +144,12 @@ class HDF5Dataset(Dataset):
         return storage.codecs[kind] if storage else "blosc-zstd"
 
     def _create_and_fill(
-        self, f: h5py.File, path: str, source: ArraySource, codec: str | None = None
+        self,
+        f: h5py.File,
+        path: str,
+        source: ArraySource,
+        attrs: Mapping[str, str] | None = None,
+        codec: str | None = None,
     ) -> None:
         shape = tuple(int(s) for s in source.shape)
         dtype = np.dtype(source.dtype)
@@ -154,6 +161,7 @@ class HDF5Dataset(Dataset):
             chunks=chunk_shape(path, shape, dtype.itemsize),
             **get_codec(codec, "hdf5").hdf5_kwargs(),
         )
+        ds.attrs.update(attrs or {})
         ds.attrs["codec"] = codec
         for start, stop, block in iter_blocks(source):
             ds[start:stop] = block
@@ -163,7 +171,7 @@ class HDF5Dataset(Dataset):
             f.attrs["format_version"] = FORMAT_VERSION
             f.attrs["meta"] = episode.meta.model_dump_json()
             for path, source in sorted(episode.arrays.items()):
-                self._create_and_fill(f, path, source)
+                self._create_and_fill(f, path, source, carried_attrs(source))
 
     def _add_arrays(
         self, episode_id: str, arrays: ArrayMap, replace: bool, attrs: ArrayAttrs, codec: str | None
@@ -185,5 +193,4 @@ class HDF5Dataset(Dataset):
                     parent = name.rsplit("/", 1)[0] if "/" in name else "/"
                     old.copy(old[name], new.require_group(parent), name=name.rsplit("/", 1)[-1])
                 for path, source in sorted(arrays.items()):
-                    self._create_and_fill(new, path, source, codec)
-                    new[path].attrs.update(attrs.get(path, {}))
+                    self._create_and_fill(new, path, source, attrs.get(path), codec)

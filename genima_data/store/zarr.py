@@ -5,9 +5,11 @@ progress they hold ``pending_manifest`` instead. Each episode group is written a
 hierarchy under a temporary name and renamed to ``episodes/<episode_id>`` when complete, so one writer
 per episode group needs no locking. Root metadata is replaced atomically (temporary file + rename).
 
-Single-frame reads bypass zarr-python's async machinery when the array uses a codec pipeline this module
-can decode itself (what `genima_data.store.codecs` writes): one file read and one decompression. Any other
-pipeline falls back to zarr; tests check both paths give identical frames.
+Single-frame reads and writes of one-frame-per-chunk arrays (image streams) bypass zarr-python's async
+machinery when the array uses a codec pipeline this module can run itself (what `genima_data.store.codecs`
+writes): one file and one (de)compression per frame, about 20x less overhead than zarr's per-chunk tasks.
+zarr-python still writes the array metadata; any other pipeline goes through zarr; tests check that
+zarr-python reads what the direct path wrote and that both read paths give identical frames.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from genima_data.store.base import (
     ArrayMap,
     Dataset,
     array_kind,
+    carried_attrs,
     chunk_shape,
     iter_blocks,
     meta_from_json,
@@ -42,8 +45,22 @@ from genima_data.store.codecs import check_zarr_codecs, get_codec
 
 EPISODES = "episodes"
 NODE = "zarr.json"
+# flat chunk files ("c.<t>.0.0.0"): nested "c/<t>/0/0/0" costs three mkdirs per frame, more than the frame's
+# compression on some file systems; arrays written with "/" (older stores) are read the same way
+CHUNK_SEPARATOR = "."
+CHUNK_SEPARATORS = (".", "/")
 
-_BYTES_DECODERS = {"zstd": numcodecs.Zstd, "blosc": numcodecs.Blosc, "gzip": numcodecs.GZip}
+_BLOSC_SHUFFLE = {"noshuffle": 0, "shuffle": 1, "bitshuffle": 2}
+_BYTES_CODECS = {
+    "zstd": lambda conf: numcodecs.Zstd(level=conf.get("level", 0), checksum=conf.get("checksum", False)),
+    "gzip": lambda conf: numcodecs.GZip(level=conf.get("level", 1)),
+    "blosc": lambda conf: numcodecs.Blosc(
+        cname=conf.get("cname", "zstd"),
+        clevel=conf.get("clevel", 5),
+        shuffle=_BLOSC_SHUFFLE[conf.get("shuffle", "noshuffle")],
+        blocksize=conf.get("blocksize", 0),
+    ),
+}
 
 
 def _group_doc(attributes: dict[str, Any]) -> str:
@@ -62,15 +79,15 @@ def _read_node(directory: Path) -> dict[str, Any] | None:
         raise StoreError(f"malformed zarr metadata ({exc})", file=directory / NODE) from None
 
 
-class FrameDecoder:
-    """Decodes one frame chunk of a (T, ...) array straight from its file (see module docstring)."""
+class FrameCodec:
+    """Reads or writes one frame chunk of a (T, ...) array straight from/to its file (module docstring)."""
 
     def __init__(self, directory: Path, meta: dict[str, Any]) -> None:
         self.directory = directory
         self.shape = tuple(meta["shape"])
         self.dtype = np.dtype(meta["data_type"])
         self.fill_value = meta.get("fill_value", 0)
-        self.chunk_suffix = "/".join("0" for _ in self.shape[1:])
+        self.separator = meta["chunk_key_encoding"].get("configuration", {}).get("separator", "/")
         self.array_codecs: list[dict[str, Any]] = []
         self.bytes_codecs: list[Any] = []
         self.byteorder = "<"
@@ -81,28 +98,48 @@ class FrameDecoder:
             elif name in ("transpose", "numcodecs.delta"):
                 self.array_codecs.append(codec)
             else:
-                self.bytes_codecs.append(_BYTES_DECODERS[name]())
+                self.bytes_codecs.append(_BYTES_CODECS[name](conf))
 
     @classmethod
-    def for_array(cls, directory: Path, meta: dict[str, Any]) -> FrameDecoder | None:
-        """A decoder if the array's layout and codecs are ones this class handles, else None."""
+    def for_array(cls, directory: Path, meta: dict[str, Any]) -> FrameCodec | None:
+        """A codec if the array's layout and codecs are ones this class handles, else None."""
         grid = meta.get("chunk_grid", {}).get("configuration", {}).get("chunk_shape")
         encoding = meta.get("chunk_key_encoding", {})
         separator = encoding.get("configuration", {}).get("separator", "/")
-        known = {"bytes", "transpose", "numcodecs.delta", *_BYTES_DECODERS}
+        known = {"bytes", "transpose", "numcodecs.delta", *_BYTES_CODECS}
         if (
             grid != [1, *meta["shape"][1:]]
             or encoding.get("name") != "default"
-            or separator != "/"
+            or separator not in CHUNK_SEPARATORS
             or any(c["name"] not in known for c in meta["codecs"])
             or meta.get("storage_transformers")
         ):
             return None
         return cls(directory, meta)
 
+    def _chunk_file(self, t: int) -> Path:
+        return self.directory / self.separator.join(["c", str(t), *("0" for _ in self.shape[1:])])
+
+    def write_frame(self, t: int, frame: np.ndarray) -> None:
+        """Encode frame `t` through the array's codec pipeline into its chunk file."""
+        arr = np.asarray(frame, dtype=self.dtype.newbyteorder(self.byteorder)).reshape(1, *self.shape[1:])
+        for codec in self.array_codecs:
+            if codec["name"] == "transpose":
+                arr = arr.transpose(codec["configuration"]["order"])
+            else:  # numcodecs.delta: first element, then differences (wrapping in the dtype)
+                flat = np.ascontiguousarray(arr).reshape(-1)
+                arr = np.concatenate([flat[:1], flat[1:] - flat[:-1]]).reshape(arr.shape)
+        data: Any = np.ascontiguousarray(arr).tobytes()
+        for codec in self.bytes_codecs:
+            data = codec.encode(data)
+        path = self._chunk_file(t)
+        if self.separator == "/":  # nested chunk keys (older stores)
+            path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+
     def frame(self, t: int) -> np.ndarray:
         try:
-            data: Any = (self.directory / f"c/{t}/{self.chunk_suffix}").read_bytes()
+            data: Any = self._chunk_file(t).read_bytes()
         except FileNotFoundError:  # zarr does not write chunks equal to the fill value
             return np.full(self.shape[1:], self.fill_value, dtype=self.dtype)
         for codec in reversed(self.bytes_codecs):
@@ -131,7 +168,7 @@ class ZarrArraySource:
         self.shape = tuple(meta["shape"])
         self.dtype = np.dtype(meta["data_type"])
         self.attrs = meta.get("attributes", {})
-        self._decoder = FrameDecoder.for_array(directory, meta)
+        self._decoder = FrameCodec.for_array(directory, meta)
         if self._decoder is None:
             check_zarr_codecs(meta["codecs"], file=file, episode=episode, field=field)
         self._array: zarr.Array | None = None
@@ -288,8 +325,15 @@ class ZarrDataset(Dataset):
             dtype=dtype,
             chunks=chunk_shape(logical, shape, dtype.itemsize),
             attributes={**(attrs or {}), "codec": codec},
+            chunk_key_encoding={"name": "default", "separator": CHUNK_SEPARATOR},
             **kwargs,
         )
+        array_dir = store_root if path is None else store_root / path
+        direct = FrameCodec.for_array(array_dir, json.loads((array_dir / NODE).read_text()))
+        if direct is not None:
+            for t in range(shape[0]):
+                direct.write_frame(t, source[t])
+            return
         for start, stop, block in iter_blocks(source):
             arr[start:stop] = block
 
@@ -298,7 +342,7 @@ class ZarrDataset(Dataset):
             tmp.mkdir()
             (tmp / NODE).write_text(_group_doc({"meta": episode.meta.model_dump(mode="json")}))
             for path, source in sorted(episode.arrays.items()):
-                self._create_and_fill(tmp, path, source, path)
+                self._create_and_fill(tmp, path, source, path, carried_attrs(source))
 
     def _add_arrays(
         self, episode_id: str, arrays: ArrayMap, replace: bool, attrs: ArrayAttrs, codec: str | None

@@ -1,13 +1,11 @@
-import io
-import pickle
 from pathlib import Path
-from typing import ClassVar
 
 import numpy as np
 import pytest
 import yourdfpy
 
 from genima_data.errors import GeometryError
+from genima_data.formats.rlbench_pickle import load_pickle
 from genima_data.geometry.kinematics import (
     PANDA_MODIFIED_DH,
     UR5E_STANDARD_DH,
@@ -163,6 +161,21 @@ def test_load_kinematics_builds_the_builtin_models_at_the_robot_base():
     assert load_kinematics(ur5e()).dof == 6
 
 
+def test_robot_joint_offsets_are_added_to_the_recorded_joints_before_fk():
+    offsets = [0.0, 0.1, 0.0, 0.07, 0.0, -0.2, 0.0]
+    kin = load_kinematics(franka_panda(base_pose()).model_copy(update={"joint_offsets": offsets}))
+    q = random_joints(kin, 10)
+    assert np.array_equal(kin.joint_frames(q), franka_panda_kinematics(base_pose()).joint_frames(q + offsets))
+    assert np.array_equal(kin.with_ee_link("panda_hand").joint_offsets, offsets)
+
+
+def test_joint_offsets_of_the_wrong_length_are_refused():
+    with pytest.raises(ValueError, match="joint_offsets has 2 entries for 7 joints"):
+        franka_panda().model_validate({**franka_panda().model_dump(), "joint_offsets": [0.0, 0.1]})
+    with pytest.raises(GeometryError, match="7 joints but 2 joint offsets"):
+        franka_panda_kinematics().with_joint_offsets([0.0, 0.1])
+
+
 def test_unknown_robot_model_is_a_one_line_error_naming_the_field():
     robot = franka_panda().model_copy(update={"model": "kuka_iiwa"})
     with pytest.raises(GeometryError) as err:
@@ -270,28 +283,6 @@ def test_recorded_poses_need_no_robot_model(manifest, make_episode):
 
 
 # ---------------------------------------------------------------------- real RLBench recordings
-class _Record:
-    """Plain stand-in for RLBench's Demo and Observation: the pickle only restores their __dict__."""
-
-
-class _RLBenchUnpickler(pickle.Unpickler):
-    """Admits only RLBench's Demo/Observation (as stand-ins) and numpy arrays; anything else is refused."""
-
-    ALLOWED: ClassVar[dict] = {
-        ("rlbench.demo", "Demo"): _Record,
-        ("rlbench.backend.observation", "Observation"): _Record,
-        ("numpy.core.multiarray", "_reconstruct"): np._core.multiarray._reconstruct,
-        ("numpy", "ndarray"): np.ndarray,
-        ("numpy", "dtype"): np.dtype,
-    }
-
-    def find_class(self, module: str, name: str):
-        try:
-            return self.ALLOWED[(module, name)]
-        except KeyError:
-            raise pickle.UnpicklingError(f"refusing {module}.{name}") from None
-
-
 def rlbench_pickles() -> list[Path]:
     bundled = sorted(RLBENCH_TEST_DATA.glob("*.pkl"))
     shared = sorted(RLBENCH_SAMPLE.glob("reach_target/variation*/episodes/*/low_dim_obs.pkl"))
@@ -299,8 +290,7 @@ def rlbench_pickles() -> list[Path]:
 
 
 def load_rlbench(path: Path) -> dict[str, np.ndarray]:
-    with path.open("rb") as f:
-        observations = _RLBenchUnpickler(f).load()._observations
+    observations = load_pickle(path)._observations
     return {
         "q": np.array([o.joint_positions for o in observations], dtype=np.float64),
         "joint_poses": pose_to_matrix(np.array([o.misc["joint_poses"] for o in observations])),
@@ -314,12 +304,6 @@ def rlbench() -> dict[str, np.ndarray]:
     """RLBench recordings concatenated: the two bundled ones, plus the shared sample when present."""
     episodes = [load_rlbench(p) for p in rlbench_pickles()]
     return {key: np.concatenate([e[key] for e in episodes]) for key in episodes[0]}
-
-
-def test_restricted_unpickler_refuses_anything_but_rlbench_records():
-    payload = pickle.dumps(Path("x"))
-    with pytest.raises(pickle.UnpicklingError, match="refusing pathlib"):
-        _RLBenchUnpickler(io.BytesIO(payload)).load()
 
 
 def test_rlbench_joint_poses_lie_within_1_7_cm_of_panda_fk_with_a_fitted_base(rlbench):

@@ -1,21 +1,15 @@
-"""Targets on the shared real RLBench sample land where RLBench's own camera matrices put the joints.
-
-Runs once the RLBench reader (branch `rlbench`, with its `rlbench_dir` fixture) is on main; skipped before.
-"""
+"""Targets on the real RLBench sample (tests/data/rlbench, read by genima_data.formats.rlbench) land where
+RLBench's own camera matrices put the recorded joints and gripper."""
 
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from genima_data.convert import convert
+from genima_data.formats.rlbench_pickle import load_pickle
 from genima_data.render.pipeline import render_targets
 from genima_data.render.targets import TargetConfig, TargetRenderer, target_frame
 from genima_data.store import open_dataset
-
-rlbench_pickle = pytest.importorskip(
-    "genima_data.formats.rlbench_pickle", reason="the RLBench reader (branch rlbench) is not merged"
-)
 
 CAMERAS = ("front", "left_shoulder", "right_shoulder", "wrist", "overhead")
 
@@ -37,9 +31,7 @@ def test_spheres_sit_on_the_recorded_rlbench_joints(rlbench_dir, tmp_path):
         renderer = TargetRenderer(ds.manifest, config, root=ds.path)
         for eid in ds.episode_ids:
             with ds.episode(eid) as ep:
-                raw = rlbench_pickle.load_pickle(
-                    rlbench_dir / ep.meta.source.path / "low_dim_obs.pkl"
-                )._observations
+                raw = load_pickle(rlbench_dir / ep.meta.source.path / "low_dim_obs.pkl")._observations
                 size = ep["cameras/front/rgb"].shape[1:3]
                 for cam in CAMERAS:
                     for t in (0, ep.length // 2, ep.length - 1):

@@ -1,0 +1,140 @@
+import json
+import os
+import pickle
+import sys
+
+import numpy as np
+import pytest
+
+from genima_data.errors import FormatError
+from genima_data.formats.rlbench_pickle import (
+    Demo,
+    Observation,
+    dump_pickle,
+    dumps_pickle,
+    from_tagged_json,
+    load_pickle,
+    to_tagged_json,
+)
+from tests.conftest import RLBENCH_TEST_DATA, load_with_fake_rlbench
+
+EPISODE3 = RLBENCH_TEST_DATA / "reach_target/variation0/episodes/episode3/low_dim_obs.pkl"
+TRUNCATED = RLBENCH_TEST_DATA / "reach_target/variation1/episodes/episode9/low_dim_obs.pkl"
+
+
+class _CallsOsSystem:
+    def __init__(self, command):
+        self.command = command
+
+    def __reduce__(self):
+        return (os.system, (self.command,))
+
+
+class _CallsEval:
+    def __init__(self, code):
+        self.code = code
+
+    def __reduce__(self):
+        return (eval, (self.code,))
+
+
+def test_real_rlbench_pickle_loads_without_rlbench_installed():
+    demo = load_pickle(EPISODE3)
+    assert "rlbench" not in sys.modules
+    assert isinstance(demo, Demo) and len(demo) == 40
+    obs = demo[1]
+    assert isinstance(obs, Observation)
+    assert obs.joint_positions.shape == (7,) and obs.joint_positions.dtype == np.float64
+    assert obs.gripper_open == 1.0 and obs.front_rgb is None
+    assert obs.misc["front_camera_intrinsics"].shape == (3, 3)
+    assert len(obs.misc["joint_poses"]) == 7 and obs.misc["joint_position_action"].shape == (8,)
+    assert "joint_position_action" not in demo[0].misc
+    assert demo.random_seed[0] == "MT19937" and demo.random_seed[1].dtype == np.uint32
+
+
+@pytest.mark.parametrize(
+    "payload, refused",
+    [
+        (_CallsOsSystem, f"{os.system.__module__}.system"),
+        (_CallsEval, "builtins.eval"),
+    ],
+    ids=["os.system", "builtins.eval"],
+)
+def test_malicious_pickle_is_refused_and_runs_nothing(tmp_path, payload, refused):
+    marker = tmp_path / "pwned"
+    code = f"open({str(marker)!r}, 'w').close()"
+    command = payload(f"touch {marker}" if payload is _CallsOsSystem else code)
+    # hidden inside an otherwise normal RLBench demo, as a misc value of the second observation
+    demo = Demo([Observation(misc={}), Observation(misc={"evil": command})], random_seed=None)
+    path = tmp_path / "low_dim_obs.pkl"
+    path.write_bytes(pickle.dumps(demo.__dict__["_observations"][1].misc["evil"], protocol=4))
+    with pytest.raises(FormatError) as err:
+        load_pickle(path)
+    message = str(err.value)
+    assert f"refused to load global '{refused}'" in message and str(path) in message
+    assert len(message.splitlines()) == 1
+    assert not marker.exists()
+    # sanity: the same pickle really does run its payload under plain pickle.load
+    pickle.loads(path.read_bytes())
+    assert marker.exists()
+
+
+def test_global_smuggled_after_real_rlbench_objects_is_refused(tmp_path):
+    marker = tmp_path / "pwned"
+    path = tmp_path / "low_dim_obs.pkl"
+    path.write_bytes(dumps_pickle([load_pickle(EPISODE3), _CallsOsSystem(f"touch {marker}")]))
+    with pytest.raises(FormatError, match=r"refused to load global '\w+\.system'"):
+        load_pickle(path)
+    assert not marker.exists()
+
+
+def test_truncated_real_pickle_is_a_one_line_error():
+    with pytest.raises(FormatError) as err:
+        load_pickle(TRUNCATED)
+    assert str(err.value).startswith(f"{TRUNCATED}: pickle is truncated")
+    assert len(str(err.value).splitlines()) == 1
+
+
+def test_missing_pickle_is_named(tmp_path):
+    with pytest.raises(FormatError, match="low_dim_obs.pkl: file is missing"):
+        load_pickle(tmp_path / "low_dim_obs.pkl")
+
+
+def test_rewritten_real_pickle_is_byte_identical(tmp_path):
+    out = tmp_path / "low_dim_obs.pkl"
+    dump_pickle(load_pickle(EPISODE3), out)
+    assert out.read_bytes() == EPISODE3.read_bytes()
+
+
+def test_written_pickle_loads_with_plain_pickle_into_rlbench_classes(tmp_path):
+    out = tmp_path / "low_dim_obs.pkl"
+    dump_pickle(load_pickle(EPISODE3), out)
+    loaded = load_with_fake_rlbench(out)
+    expected = load_pickle(EPISODE3)
+    assert loaded["classes"] == ["rlbench.backend.observation.Observation", "rlbench.demo.Demo"]
+    assert loaded["length"] == 40 and loaded["q2"] == expected[2].joint_positions.tolist()
+    assert loaded["misc2"] == sorted(expected[2].misc)
+    assert loaded["reset"] == expected.num_reset_attempts
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        ("MT19937", np.arange(5, dtype=np.uint32), 3, 0, 0.25),
+        {"a": [1, 2.5, None, True, "x"], "nan": float("nan")},
+        np.float32(1.5),
+        np.array([[1, 2], [3, 4]], dtype=">i2"),
+        b"\x00\x01",
+    ],
+    ids=["random-seed", "dict", "np-scalar", "big-endian", "bytes"],
+)
+def test_tagged_json_round_trip_keeps_types_and_bits(value):
+    back = from_tagged_json(json.loads(json.dumps(to_tagged_json(value))))
+    assert pickle.dumps(back) == pickle.dumps(value) or (
+        isinstance(value, dict) and np.isnan(back["nan"]) and back["a"] == value["a"]
+    )
+
+
+def test_tagged_json_refuses_unknown_types_naming_the_field():
+    with pytest.raises(FormatError, match="random_seed: cannot keep a value of type object"):
+        to_tagged_json(object(), where="random_seed")
