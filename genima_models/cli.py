@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -37,8 +38,9 @@ def subcommands() -> None:
     """List the training and evaluation subcommands and their state."""
     typer.echo("act             train the ACT controller            (available)")
     typer.echo("eval-act        offline evaluation of ACT           (available)")
-    typer.echo("diffusion       fine-tune the ControlNet agent      (planned: issue 6)")
-    typer.echo("eval-diffusion  sphere-localisation metric          (planned: issue 6)")
+    typer.echo("diffusion       fine-tune the ControlNet agent      (available)")
+    typer.echo("eval-diffusion  sphere-localisation metric          (available)")
+    typer.echo("eval-genima     offline evaluation of the chain     (available)")
 
 
 # ---------------------------------------------------------------------------------------------- ACT (issue 5)
@@ -125,7 +127,6 @@ def eval_act(
     report: Path | None = typer.Option(None, "--report", help="Also write the JSON report here."),
 ) -> None:
     """Offline evaluation on held-out episodes: joint L1/L2 error per chunk step and gripper accuracy."""
-    from genima_data.atomic import atomic_write_text
     from genima_models.act.evaluate import evaluate_act
 
     result = evaluate_act(
@@ -138,12 +139,155 @@ def eval_act(
         targets=targets,  # type: ignore[arg-type]
         progress=not as_json,
     )
+    show_action_errors(result, as_json=as_json, report=report)
+
+
+def show_action_errors(result: Any, *, as_json: bool, report: Path | None) -> None:
+    """Print an action-error evaluation (table or JSON) and write its JSON report when asked."""
+    from genima_data.atomic import atomic_write_text
+
     if report is not None:
         atomic_write_text(report, json.dumps(result.to_dict(), indent=2) + "\n")
     if as_json:
         console.print_json(data=result.to_dict())
     else:
         console.print(result.renderable())
+
+
+# -------------------------------------------------------------------------------- diffusion agent (issue 6)
+@app.command("diffusion")
+def diffusion(
+    data: Path = typer.Option(..., "--data", help="genima-data dataset (zarr or HDF5)."),
+    out: Path = typer.Option(..., "--out", help="Run directory: checkpoint-<step>/, metrics.jsonl."),
+    preset: str = typer.Option("genima", "--preset", help="genima (SD-Turbo) or tiny (small CPU models)."),
+    steps: int | None = typer.Option(None, "--steps", min=1, help="Total optimisation steps."),
+    resume: bool = typer.Option(
+        False, "--resume", help="Continue the run in --out from its last checkpoint."
+    ),
+    batch_size: int | None = typer.Option(None, "--batch-size", min=1, help="Samples per step and device."),
+    lr: float | None = typer.Option(None, "--lr", help="AdamW learning rate (GENIMA: 1e-5)."),
+    base_model: str | None = typer.Option(
+        None, "--base-model", help="Hugging Face id or local copy of the base model (default: the preset's)."
+    ),
+    targets: str | None = typer.Option(None, "--targets", help="auto, stored or on-the-fly."),
+    target_config: Path | None = typer.Option(
+        None, "--target-config", help="TargetConfig YAML (on the fly)."
+    ),
+    tile_size: int | None = typer.Option(None, "--tile-size", min=8, help="Tile side, px (GENIMA: 256)."),
+    episodes: list[str] = typer.Option([], "--episode", help="Train on these episodes only (repeat)."),
+    mixed_precision: str | None = typer.Option(None, "--mixed-precision", help="auto, no, fp16 or bf16."),
+    num_workers: int | None = typer.Option(None, "--num-workers", min=0, help="DataLoader worker processes."),
+    checkpoint_every: int | None = typer.Option(None, "--checkpoint-every", min=1),
+    log_every: int | None = typer.Option(None, "--log-every", min=1, help="Steps per metrics.jsonl row."),
+    seed: int | None = typer.Option(None, "--seed"),
+) -> None:
+    """Fine-tune GENIMA's diffusion agent (ControlNet on SD-Turbo); multi-GPU: `accelerate launch`."""
+    from genima_data.render.targets import TargetConfig
+    from genima_models.diffusion.train import train_diffusion
+
+    result = train_diffusion(
+        data,
+        out,
+        preset=preset,
+        steps=steps,
+        resume=resume,
+        batch_size=batch_size,
+        learning_rate=lr,
+        base_model=base_model,
+        targets=targets,
+        target_config=TargetConfig.from_yaml(target_config) if target_config else None,
+        tile_size=tile_size,
+        episodes=episodes or None,
+        mixed_precision=mixed_precision,
+        num_workers=num_workers,
+        checkpoint_every=checkpoint_every,
+        log_every=log_every,
+        seed=seed,
+    )
+    loss = "n/a" if result.loss is None else f"{result.loss:.4f}"
+    console.print(f"trained to step {result.step}, last loss {loss} → {result.checkpoint}")
+
+
+@app.command("eval-diffusion")
+def eval_diffusion(
+    data: Path = typer.Option(..., "--data", help="genima-data dataset to evaluate on."),
+    checkpoint: Path | None = typer.Option(
+        None, "--checkpoint", help="Run directory or checkpoint (not needed with --ground-truth)."
+    ),
+    ground_truth: bool = typer.Option(
+        False,
+        "--ground-truth",
+        help="Score the true targets instead of generated ones (checks the detector).",
+    ),
+    episodes: list[str] = typer.Option([], "--episode", help="Episodes (default: split test, val, or all)."),
+    frame_stride: int = typer.Option(10, "--frame-stride", min=1, help="Evaluate every n-th frame."),
+    steps: int = typer.Option(10, "--steps", min=1, help="Euler steps per image (GENIMA: 10)."),
+    seed: int = typer.Option(0, "--seed"),
+    batch_size: int = typer.Option(4, "--batch-size", min=1, help="Images generated together."),
+    as_json: bool = typer.Option(False, "--json", help="Print the JSON report instead of tables."),
+    report: Path | None = typer.Option(
+        None, "--report", help="Also write the JSON report (with every measurement)."
+    ),
+) -> None:
+    """Sphere-localisation metric: pixel error, detection rate and gripper-state accuracy of drawn spheres."""
+    from genima_models.diffusion.evaluate import evaluate_diffusion
+
+    result = evaluate_diffusion(
+        data,
+        checkpoint=checkpoint,
+        episodes=episodes or None,
+        frame_stride=frame_stride,
+        steps=steps,
+        seed=seed,
+        batch_size=batch_size,
+        ground_truth=ground_truth,
+        progress=not as_json,
+    )
+    if report is not None:
+        result.write_json(report)
+    if as_json:
+        console.print_json(data=result.to_dict())
+    else:
+        console.print(result.renderable())
+
+
+# ------------------------------------------------------------------------- chained GENIMA policy (issue 6)
+@app.command("eval-genima")
+def eval_genima(
+    diffusion_checkpoint: Path = typer.Option(
+        ..., "--diffusion-checkpoint", help="Diffusion-agent run directory or checkpoint."
+    ),
+    act_checkpoint: Path = typer.Option(..., "--act-checkpoint", help="ACT checkpoint directory or run."),
+    data: Path = typer.Option(..., "--data", help="genima-data dataset to evaluate on."),
+    split: str = typer.Option("val", "--split", help="val (held out by the ACT run), train, all, or a name."),
+    frame_stride: int = typer.Option(1, "--frame-stride", min=1, help="Evaluate every n-th frame."),
+    steps: int = typer.Option(10, "--steps", min=1, help="Euler steps per generated image (GENIMA: 10)."),
+    background: str = typer.Option(
+        "random", "--background", help="random (spheres on textures, as ACT trained) or generated."
+    ),
+    textures: Path | None = typer.Option(None, "--textures", help="Folder of background images."),
+    seed: int = typer.Option(0, "--seed"),
+    device: str | None = typer.Option(None, "--device", help="cpu, cuda, ... (default: GPU if any)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of the table."),
+    report: Path | None = typer.Option(None, "--report", help="Also write the JSON report here."),
+) -> None:
+    """Offline evaluation of the chained policy (diffusion agent → ACT): action error per chunk step."""
+    from genima_models.policy import evaluate_genima
+
+    result = evaluate_genima(
+        diffusion_checkpoint,
+        act_checkpoint,
+        data,
+        split=split,
+        frame_stride=frame_stride,
+        steps=steps,
+        seed=seed,
+        device=device,
+        texture_folder=textures,
+        background=background,  # type: ignore[arg-type]
+        progress=not as_json,
+    )
+    show_action_errors(result, as_json=as_json, report=report)
 
 
 def main(argv: list[str] | None = None) -> None:

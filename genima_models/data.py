@@ -116,6 +116,34 @@ class StoreHandle:
         return {"path": self.path, "_store": None, "_pid": None}
 
 
+class OpenEpisodes:
+    """The `limit` most recently used episodes of a store, kept open; a forked process starts afresh (its
+    parent's handles are never used or closed there)."""
+
+    def __init__(self, limit: int = OPEN_EPISODES) -> None:
+        self.limit = limit
+        self._episodes: OrderedDict[str, Episode] = OrderedDict()
+        self._pid = os.getpid()
+
+    def get(self, store: Dataset, episode_id: str) -> Episode:
+        if self._pid != os.getpid():
+            self._episodes, self._pid = OrderedDict(), os.getpid()
+        episode = self._episodes.pop(episode_id, None) or store.episode(episode_id)
+        self._episodes[episode_id] = episode
+        while len(self._episodes) > self.limit:
+            self._episodes.popitem(last=False)[1].close()
+        return episode
+
+    def close(self) -> None:
+        if self._pid == os.getpid():
+            while self._episodes:
+                self._episodes.popitem()[1].close()
+        self._episodes = OrderedDict()
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"limit": self.limit, "_episodes": OrderedDict(), "_pid": None}
+
+
 def resize_image(image: np.ndarray, size: int | None) -> np.ndarray:
     """An HxWx3 uint8 image scaled to size x size (area averaging when shrinking); unchanged for None."""
     if size is None or image.shape[:2] == (size, size):
@@ -217,10 +245,10 @@ class ControllerImages:
         self.seed = seed
         self._renderer: Any = None
         self._textures: Any = None
-        self._episodes: OrderedDict[str, Episode] = OrderedDict()
+        self._episodes = OpenEpisodes()
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_renderer": None, "_textures": None, "_episodes": OrderedDict()}
+        return {**self.__dict__, "_renderer": None, "_textures": None}
 
     def read(self, store: Dataset, episode_id: str, t: int, rng: np.random.Generator) -> list[np.ndarray]:
         """HxWx3 uint8 image of each camera at frame t."""
@@ -238,7 +266,7 @@ class ControllerImages:
         from genima_data.render.compose import random_background_target
 
         renderer, textures = self._tools()
-        target = renderer.render(self._episode(store, episode_id), t, camera)
+        target = renderer.render(self._episodes.get(store, episode_id), t, camera)
         background = textures.sample(rng, target.sphere_rgb.shape[:2])
         return random_background_target(target, background, rng)
 
@@ -251,16 +279,8 @@ class ControllerImages:
             self._textures = TextureSource(self.texture_folder, seed=self.seed)
         return self._renderer, self._textures
 
-    def _episode(self, store: Dataset, episode_id: str) -> Episode:
-        episode = self._episodes.pop(episode_id, None) or store.episode(episode_id)
-        self._episodes[episode_id] = episode
-        while len(self._episodes) > OPEN_EPISODES:
-            self._episodes.popitem(last=False)[1].close()
-        return episode
-
     def close(self) -> None:
-        while self._episodes:
-            self._episodes.popitem()[1].close()
+        self._episodes.close()
 
     def check_renderable(self, store: Dataset, episode_ids: Sequence[str]) -> None:
         """Render frame 0 of the first episode lacking each camera's targets; a clear error if that fails."""

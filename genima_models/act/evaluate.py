@@ -35,6 +35,7 @@ class ACTEvaluation:
     joint_l2: list[float]
     gripper_accuracy: list[float]
     counts: list[int]
+    policy: str = "ACT"  # what was evaluated: the controller alone, or the chained GENIMA policy
 
     def mean(self, values: list[float]) -> float:
         """Mean over every evaluated (sample, step) pair, weighting steps by how many were not padding."""
@@ -42,6 +43,7 @@ class ACTEvaluation:
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "policy": self.policy,
             "checkpoint": self.checkpoint,
             "dataset": self.dataset,
             "split": self.split,
@@ -62,7 +64,7 @@ class ACTEvaluation:
 
     def renderable(self) -> Table:
         table = Table(
-            title=f"ACT offline evaluation: {self.split} split, {len(self.episodes)} episode(s), "
+            title=f"{self.policy} offline evaluation: {self.split} split, {len(self.episodes)} episode(s), "
             f"{self.samples} samples",
             caption=f"{self.checkpoint} on {self.dataset}",
         )
@@ -86,6 +88,33 @@ class ACTEvaluation:
             style="bold",
         )
         return table
+
+
+class ChunkErrors:
+    """Per-chunk-step sums of joint L1, joint L2 and gripper agreement over the steps that are not padding."""
+
+    def __init__(self, chunk_size: int) -> None:
+        self.sums = np.zeros((3, chunk_size))
+        self.counts = np.zeros(chunk_size)
+
+    def add(self, predicted: np.ndarray, actual: np.ndarray, valid: np.ndarray) -> None:
+        """(B, chunk, dof + 1) predicted and recorded [joints, gripper_open]; (B, chunk) bool not-padding."""
+        error = predicted[..., :-1] - actual[..., :-1]
+        correct = (predicted[..., -1] > GRIPPER_THRESHOLD) == (actual[..., -1] > GRIPPER_THRESHOLD)
+        for k, values in enumerate((np.abs(error).mean(-1), np.linalg.norm(error, axis=-1), correct)):
+            self.sums[k] += (values * valid).sum(0)
+        self.counts += valid.sum(0)
+
+    def evaluation(self, **run: Any) -> ACTEvaluation:
+        """The report; `run` holds ACTEvaluation's checkpoint, dataset, split, episodes and samples."""
+        means = self.sums / np.maximum(self.counts, 1)
+        return ACTEvaluation(
+            **run,
+            joint_l1=means[0].tolist(),
+            joint_l2=means[1].tolist(),
+            gripper_accuracy=means[2].tolist(),
+            counts=self.counts.astype(int).tolist(),
+        )
 
 
 def evaluate_act(
@@ -119,30 +148,16 @@ def evaluate_act(
         random_textures=False,
     )
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, num_workers=num_workers)
-    sums = np.zeros((3, config.chunk_size))
-    counts = np.zeros(config.chunk_size)
+    errors = ChunkErrors(config.chunk_size)
     with progress_bar(len(loader), "evaluating ACT", enabled=progress) as advance:
         for batch in loader:
-            predicted = (
-                policy.predict_batch(batch["images"], batch["proprio"], batch["instruction"]).cpu().numpy()
-            )
-            actual = batch["actions"].numpy()
-            valid = ~batch["is_pad"].numpy()
-            error = predicted[..., :-1] - actual[..., :-1]
-            correct = (predicted[..., -1] > GRIPPER_THRESHOLD) == (actual[..., -1] > GRIPPER_THRESHOLD)
-            for k, values in enumerate((np.abs(error).mean(-1), np.linalg.norm(error, axis=-1), correct)):
-                sums[k] += (values * valid).sum(0)
-            counts += valid.sum(0)
+            predicted = policy.predict_batch(batch["images"], batch["proprio"], batch["instruction"])
+            errors.add(predicted.cpu().numpy(), batch["actions"].numpy(), ~batch["is_pad"].numpy())
             advance(1)
-    means = sums / np.maximum(counts, 1)
-    return ACTEvaluation(
+    return errors.evaluation(
         checkpoint=str(path),
         dataset=str(data),
         split=split,
         episodes=dataset.episode_ids,
         samples=len(dataset),
-        joint_l1=means[0].tolist(),
-        joint_l2=means[1].tolist(),
-        gripper_accuracy=means[2].tolist(),
-        counts=counts.astype(int).tolist(),
     )
