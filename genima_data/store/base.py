@@ -360,16 +360,19 @@ class Dataset(ABC):
 
     def episode(self, episode_id: str) -> Episode:
         """A lazily backed Episode; close it (or use `with`) to release its file handles."""
+        self._require_indexed(episode_id)
+        return self._open_episode(episode_id)
+
+    def _require_indexed(self, episode_id: str) -> None:
+        """Readers see only indexed episodes; writers may open ones written but not yet committed."""
         if self.mode == "r" and episode_id not in self:
             raise StoreError(f"no episode '{episode_id}' in the dataset", file=self.path)
-        return self._open_episode(episode_id)
 
     def read_frame(self, episode_id: str, path: str, t: int) -> np.ndarray:
         """Frame `t` of stream `path` of one episode; recent episodes stay ready (FRAME_HANDLE_CACHE)."""
         handle = self._open.pop(episode_id, None)
         if handle is None:
-            if self.mode == "r" and episode_id not in self:
-                raise StoreError(f"no episode '{episode_id}' in the dataset", file=self.path)
+            self._require_indexed(episode_id)
             handle = self._frame_handle(episode_id)
         self._open[episode_id] = handle
         while len(self._open) > FRAME_HANDLE_CACHE:

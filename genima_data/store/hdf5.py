@@ -43,12 +43,20 @@ with contextlib.suppress(ImportError):  # registers Blosc/Zstd filters; files wi
 
 
 def _open_h5(path: Path, episode_id: str) -> h5py.File:
+    if not path.exists():
+        raise StoreError("episode file is missing", file=path, episode=episode_id)
     try:
         return h5py.File(path, "r")
     except OSError as exc:
         raise StoreError(
             f"episode file is truncated or corrupt ({exc})", file=path, episode=episode_id
         ) from None
+
+
+def _file_meta(f: h5py.File, path: Path, episode_id: str) -> EpisodeMeta:
+    if "meta" not in f.attrs:
+        raise StoreError("episode file has no 'meta' attribute", file=path, episode=episode_id)
+    return meta_from_json(f.attrs["meta"], file=path, episode=episode_id)
 
 
 class _H5Frames(FrameHandle):
@@ -130,25 +138,16 @@ class HDF5Dataset(Dataset):
     def _read_meta(self, episode_id: str) -> EpisodeMeta:
         path = self._episode_location(episode_id)
         with _open_h5(path, episode_id) as f:
-            if "meta" not in f.attrs:
-                raise StoreError("episode file has no 'meta' attribute", file=path, episode=episode_id)
-            return meta_from_json(f.attrs["meta"], file=path, episode=episode_id)
+            return _file_meta(f, path, episode_id)
 
     def _frame_handle(self, episode_id: str) -> FrameHandle:
-        path = self._episode_location(episode_id)
-        if not path.exists():
-            raise StoreError("episode file is missing", file=path, episode=episode_id)
-        return _H5Frames(path, episode_id)
+        return _H5Frames(self._episode_location(episode_id), episode_id)
 
     def _open_episode(self, episode_id: str) -> Episode:
         path = self._episode_location(episode_id)
-        if not path.exists():
-            raise StoreError("episode file is missing", file=path, episode=episode_id)
         f = _open_h5(path, episode_id)
         try:
-            if "meta" not in f.attrs:
-                raise StoreError("episode file has no 'meta' attribute", file=path, episode=episode_id)
-            meta = meta_from_json(f.attrs["meta"], file=path, episode=episode_id)
+            meta = _file_meta(f, path, episode_id)
             arrays = {}
             for name in _dataset_paths(f):
                 check_hdf5_filters(f[name], file=str(path), episode=episode_id, field=name)
