@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from xml.etree import ElementTree
 
 import numpy as np
@@ -163,21 +163,24 @@ class Kinematics:
 
     def with_base(self, T_world_base: np.ndarray) -> Kinematics:
         """The same robot standing at another base pose."""
-        return Kinematics(
-            self.name, self.joints, self.joint_names, self.ee_link, T_world_base, self.joint_offsets
-        )
+        return self._with(T_world_base=T_world_base)
 
     def with_ee_link(self, ee_link: str) -> Kinematics:
         """The same robot with another link as its tool centre."""
-        return Kinematics(
-            self.name, self.joints, self.joint_names, ee_link, self.T_world_base, self.joint_offsets
-        )
+        return self._with(ee_link=ee_link)
 
     def with_joint_offsets(self, joint_offsets: Sequence[float]) -> Kinematics:
         """The same robot whose recorded joint positions are `joint_offsets` short of the model's angles."""
-        return Kinematics(
-            self.name, self.joints, self.joint_names, self.ee_link, self.T_world_base, joint_offsets
-        )
+        return self._with(joint_offsets=joint_offsets)
+
+    def _with(self, **changes: Any) -> Kinematics:
+        settings = {
+            "ee_link": self.ee_link,
+            "T_world_base": self.T_world_base,
+            "joint_offsets": self.joint_offsets,
+            **changes,
+        }
+        return Kinematics(self.name, self.joints, self.joint_names, **settings)
 
     # ------------------------------------------------------------------ forward kinematics
     def link_poses(self, q: np.ndarray, links: Sequence[str] | None = None) -> dict[str, np.ndarray]:
