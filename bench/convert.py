@@ -37,6 +37,7 @@ from genima_data.convert import convert  # noqa: E402
 from genima_data.formats import rlbench_images as images  # noqa: E402
 from genima_data.formats.rlbench_pickle import load_pickle  # noqa: E402
 from genima_data.parallel import run_tasks  # noqa: E402
+from genima_data.store.gradient import encode_gradient  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data" / "rlbench_reach_target"
 BUNDLED = ROOT / "tests" / "data" / "rlbench"
@@ -114,19 +115,14 @@ def decode_episode(folder: str) -> int:
 
 
 def codec_cost(folder: Path) -> dict[str, dict[str, float]]:
-    """Per RGB frame: PNG decode vs each store's image compression alone (ms and bytes; no file I/O)."""
+    """Per RGB frame: PNG decode vs each image codec's compression alone (ms and bytes; no file I/O)."""
     import numcodecs
 
     frames = [images.read_png_rgb(p) for p in sorted(folder.glob("front_rgb/*.png"))]
 
-    def delta(frame: np.ndarray) -> bytes:  # the zarr images' transpose + byte delta
-        flat = np.ascontiguousarray(frame.transpose(2, 0, 1)).reshape(-1)
-        return np.concatenate([flat[:1], flat[1:] - flat[:-1]]).tobytes()
-
     cost = {"png decode": lambda f: None}
-    cost["zarr delta-zstd (zstd 3)"] = lambda f: numcodecs.Zstd(level=3).encode(delta(f))
-    cost["same at zstd 1 (not the default)"] = lambda f: numcodecs.Zstd(level=1).encode(delta(f))
-    cost["hdf5 blosc-zstd (clevel 5)"] = lambda f: numcodecs.Blosc("zstd", 5, 1).encode(f.tobytes())
+    cost["gradient-zstd (zstd 1)"] = lambda f: numcodecs.Zstd(level=1).encode(encode_gradient(f, True))
+    cost["blosc-zstd (clevel 5)"] = lambda f: numcodecs.Blosc("zstd", 5, 1).encode(f.tobytes())
     out = {}
     for name, encode in cost.items():
         start, size = time.perf_counter(), 0

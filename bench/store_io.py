@@ -55,8 +55,8 @@ from genima_data.store.codecs import DEFAULT_CODECS
 CAMERA = "front"
 STREAM = f"cameras/{CAMERA}/rgb"
 STORE_CODECS: dict[str, tuple[str, ...]] = {
-    "zarr": ("delta-zstd", "blosc-zstd", "zstd", "gzip"),
-    "hdf5": ("blosc-zstd", "blosc-lz4", "lzf", "gzip"),
+    "zarr": ("gradient-zstd", "blosc-zstd", "zstd"),
+    "hdf5": ("gradient-zstd", "blosc-zstd", "blosc-lz4"),
 }
 NATURAL_SOURCES = ("astronaut", "coffee", "chelsea", "rocket")  # photographs bundled with scikit-image
 FRAME_KINDS = ("natural", "sim")

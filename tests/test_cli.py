@@ -11,7 +11,7 @@ def test_info_json_summarises_the_dataset(demo_store_dir, run_cli):
     assert info["backend"] == "zarr"
     assert [c["name"] for c in info["cameras"]] == ["front", "left_shoulder", "right_shoulder", "wrist"]
     assert info["cameras"][3]["pose"] == "per-frame"
-    assert info["codecs"] == {"image": "blosc-zstd", "array": "blosc-zstd"}
+    assert info["codecs"] == {"image": "gradient-zstd", "array": "blosc-zstd"}
     assert info["streams"]["cameras/front/rgb"] == "(32, 32, 3) uint8"
     assert info["size_bytes"] > 0
 

@@ -3,12 +3,13 @@
 Images and targets must stay bit-exact (sphere colours are labels), so every codec here is lossless. The
 defaults were chosen with `bench/store_io.py` (README has the table):
 
-* images, both back-ends: ``blosc-zstd`` (byte stream as is). A frame decodes in tens of microseconds,
-  3-8x faster than a PNG once its episode is open, at 1.5-1.8x PNG's size.
-* ``delta-zstd`` (zarr only) = transpose to channel planes, byte delta, zstd: the delta is a row predictor
-  like PNG's, bringing natural images to 1.1-1.2x PNG's size, but undoing it (prefix sum + interleave)
-  makes a frame decode about as slowly as a PNG. Choose it (``--codec delta-zstd``) when disk matters
-  more than read speed.
+* images, both back-ends: ``gradient-zstd`` = a 2-D gradient predictor on green-decorrelated channels
+  (`genima_data.store.gradient`), then zstd level 1: the predictor is what brings images near PNG's
+  size, and it is undone in one vectorised prefix sum. zarr records it as the registered codec
+  ``genima_data.gradient``; HDF5, which has no Python filters, stores the residuals and the store undoes
+  them on read. 0.92-0.95x PNG's size on camera photographs, 1.1-1.2x on simulator frames; reads
+  2.4-3.4x faster than PNG.
+* ``blosc-zstd`` (byte stream as is) reads 1.3-1.7x faster than ``gradient-zstd`` at 1.2-1.7x PNG's size.
 * numeric arrays, both back-ends: ``blosc-zstd`` with byte shuffle, which suits float32/float64.
 
 The name of every codec used is recorded in the manifest (`StorageInfo.codecs`) and in each array's own
@@ -17,19 +18,22 @@ metadata, so a reader that lacks a plugin can name the package to install.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import numpy as np
+
 from genima_data.errors import CodecUnavailableError
+from genima_data.store.gradient import GradientCodec, has_colour
 
 Backend = Literal["hdf5", "zarr"]
 Kind = Literal["image", "array"]
 
+# images: gradient-zstd is 35-45 % smaller than blosc-zstd and 2-4x faster to write; blosc-zstd reads 1.3-1.7x
+# faster (bench/store_io.py), so `--codec blosc-zstd` suits read-heavy training copies
 DEFAULT_CODECS: dict[Backend, dict[Kind, str]] = {
-    "hdf5": {"image": "blosc-zstd", "array": "blosc-zstd"},
-    # delta-zstd was 1.1-1.2x PNG's size but read no faster than PNG; blosc-zstd reads 3-6x faster (bench/)
-    "zarr": {"image": "blosc-zstd", "array": "blosc-zstd"},
+    "hdf5": {"image": "gradient-zstd", "array": "blosc-zstd"},
+    "zarr": {"image": "gradient-zstd", "array": "blosc-zstd"},
 }
 
 # HDF5 filter ids registered by hdf5plugin, for messages about files whose filter cannot be loaded
@@ -58,30 +62,40 @@ class Codec:
         if self.name in ("gzip", "lzf"):
             return {"compression": self.name, **({"compression_opts": 4} if self.name == "gzip" else {})}
         hdf5plugin = import_hdf5plugin()
-        if self.name == "zstd":
-            return dict(hdf5plugin.Zstd(clevel=3))
+        if self.name in ("zstd", "gradient-zstd"):
+            return dict(hdf5plugin.Zstd(clevel=self.zstd_level))
         cname = self.name.removeprefix("blosc-")
         return dict(hdf5plugin.Blosc(cname=cname, clevel=5, shuffle=hdf5plugin.Blosc.SHUFFLE))
 
-    def zarr_kwargs(self, ndim: int, itemsize: int) -> dict[str, Any]:
-        """`filters`/`compressors` for zarr.create_array, for an array of `ndim` dims."""
+    @property
+    def gradient(self) -> bool:
+        """Whether frames pass through the gradient predictor before compression."""
+        return self.name == "gradient-zstd"
+
+    @property
+    def zstd_level(self) -> int:
+        return 1 if self.gradient else 3  # residuals: level 1 is as small as 3-5 and 2-4x faster (bench/)
+
+    def check_shape(self, shape: tuple[int, ...], dtype: np.dtype) -> None:
+        """Raise CodecUnavailableError if this codec cannot hold an array of this shape and dtype."""
+        if self.gradient and (dtype != np.uint8 or len(shape) not in (3, 4)):
+            raise CodecUnavailableError(
+                f"codec '{self.name}' is for (T, H, W[, C]) uint8 images, not {dtype} {shape}"
+            )
+
+    def zarr_kwargs(self, shape: tuple[int, ...], itemsize: int) -> dict[str, Any]:
+        """`filters`/`compressors` for zarr.create_array, for an array of this shape."""
         import zarr.codecs as zc
 
         if self.name == "none":
             return {"compressors": None}
-        if self.name == "delta-zstd":
-            if ndim != 4 or itemsize != 1:
-                raise ValueError("delta-zstd is for (T, H, W, C) uint8 images")
-            # rows of each channel plane become contiguous, so the byte delta predicts along the row
-            with warnings.catch_warnings():  # numcodecs.delta is not in the v3 spec; zarr-python reads it
-                warnings.simplefilter("ignore")
-                delta = zc.Delta(dtype="u1")
+        if self.gradient:
             return {
-                "filters": [zc.TransposeCodec(order=(0, 3, 1, 2)), delta],
-                "compressors": [zc.ZstdCodec(level=3)],
+                "filters": [GradientCodec(colour=has_colour(shape))],
+                "compressors": [zc.ZstdCodec(level=self.zstd_level)],
             }
         if self.name == "zstd":
-            return {"compressors": [zc.ZstdCodec(level=3)]}
+            return {"compressors": [zc.ZstdCodec(level=self.zstd_level)]}
         if self.name == "gzip":
             return {"compressors": [zc.GzipCodec(level=4)]}
         if self.name.startswith("blosc-"):
@@ -99,7 +113,7 @@ class Codec:
 CODECS: dict[str, Codec] = {
     c.name: c
     for c in (
-        Codec("delta-zstd", None, "row delta + zstd (zarr images; near PNG size, decodes at PNG speed)"),
+        Codec("gradient-zstd", "hdf5plugin", "2-D gradient predictor + zstd (uint8 images; near PNG's size)"),
         Codec("blosc-zstd", "hdf5plugin", "Blosc with zstd and byte shuffle"),
         Codec("blosc-lz4", "hdf5plugin", "Blosc with lz4 and byte shuffle (fastest, larger)"),
         Codec("zstd", "hdf5plugin", "plain zstd"),
@@ -117,8 +131,6 @@ def get_codec(name: str, backend: Backend | None = None) -> Codec:
         raise CodecUnavailableError(f"unknown codec '{name}'; choose from {sorted(CODECS)}") from None
     if backend == "zarr" and name == "lzf":
         raise CodecUnavailableError("codec 'lzf' exists for HDF5 only")
-    if backend == "hdf5" and name == "delta-zstd":
-        raise CodecUnavailableError("codec 'delta-zstd' exists for zarr only; HDF5 has no delta filter")
     return codec
 
 
@@ -165,7 +177,11 @@ def check_hdf5_filters(dataset: Any, *, file: str, episode: str | None, field: s
             )
 
 
-ZARR_CODEC_PACKAGES: dict[str, str] = {"numcodecs.": "numcodecs", "imagecodecs_": "imagecodecs"}
+ZARR_CODEC_PACKAGES: dict[str, str] = {
+    "numcodecs.": "numcodecs",
+    "imagecodecs_": "imagecodecs",
+    "genima_data.": "genima-data",
+}
 
 
 def check_zarr_codecs(codecs: list[dict[str, Any]], *, file: str, episode: str | None, field: str) -> None:

@@ -4,6 +4,8 @@ One file per episode means no concurrent-writer problem and one bad file never s
 is written under a temporary name and renamed when complete; adding arrays (targets) rewrites the file the
 same way, copying the existing datasets chunk by chunk (HDF5 offers no safe in-place append under a
 crash). Episode metadata is the root attribute ``meta`` (JSON); each dataset records its ``codec``.
+Datasets with codec ``gradient-zstd`` hold gradient residuals (`genima_data.store.gradient`): HDF5 filters
+cannot be written in Python, so the store encodes on write and `GradientDataset` decodes on read.
 """
 
 from __future__ import annotations
@@ -11,13 +13,14 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import h5py
 import numpy as np
 
 from genima_data.atomic import TMP_PREFIX, atomic_output, atomic_write_text, remove_path, remove_temporaries
 from genima_data.episode import ArraySource, Episode
-from genima_data.errors import StoreError
+from genima_data.errors import CodecUnavailableError, StoreError
 from genima_data.schema import FORMAT_VERSION, EpisodeMeta
 from genima_data.store.base import (
     ArrayAttrs,
@@ -32,6 +35,7 @@ from genima_data.store.base import (
     sorted_ids,
 )
 from genima_data.store.codecs import check_hdf5_filters, get_codec
+from genima_data.store.gradient import decode_gradient, encode_gradient, has_colour
 
 MANIFEST = "manifest.json"
 PENDING = ".genima-incomplete.json"
@@ -59,6 +63,40 @@ def _file_meta(f: h5py.File, path: Path, episode_id: str) -> EpisodeMeta:
     return meta_from_json(f.attrs["meta"], file=path, episode=episode_id)
 
 
+class GradientDataset:
+    """An HDF5 dataset of gradient residuals read back as the frames it encodes (any index)."""
+
+    def __init__(self, dataset: h5py.Dataset) -> None:
+        self.dataset = dataset
+        self.shape: tuple[int, ...] = dataset.shape
+        self.dtype = dataset.dtype
+        self.attrs = dataset.attrs
+        self._colour = has_colour(dataset.shape)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, index: Any) -> np.ndarray:
+        head, *rest = index if isinstance(index, tuple) else (index,)
+        if head is Ellipsis:  # the index may address any axis: decode everything, then apply it
+            return decode_gradient(self.dataset[()], self._colour)[index]
+        frames = decode_gradient(self.dataset[head], self._colour)
+        return frames[tuple(rest)] if isinstance(head, int | np.integer) else frames[(slice(None), *rest)]
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        data = self[...]
+        return data if dtype is None else data.astype(dtype)
+
+
+def _readable(dataset: h5py.Dataset) -> ArraySource:
+    """The dataset itself, or a decoding view when it holds gradient residuals."""
+    return GradientDataset(dataset) if get_codec_name(dataset) == "gradient-zstd" else dataset
+
+
+def get_codec_name(dataset: h5py.Dataset) -> str:
+    return str(dataset.attrs.get("codec", "unknown"))
+
+
 class _H5Frames(FrameHandle):
     """Keeps the episode file open; skips the metadata parse, checks each array's filter on first use."""
 
@@ -71,7 +109,7 @@ class _H5Frames(FrameHandle):
         if not isinstance(dataset, h5py.Dataset):
             raise self.missing(path)
         check_hdf5_filters(dataset, file=str(self.location), episode=self.episode_id, field=path)
-        return dataset
+        return _readable(dataset)
 
     def close(self) -> None:
         super().close()
@@ -151,7 +189,7 @@ class HDF5Dataset(Dataset):
             arrays = {}
             for name in _dataset_paths(f):
                 check_hdf5_filters(f[name], file=str(path), episode=episode_id, field=name)
-                arrays[name] = f[name]
+                arrays[name] = _readable(f[name])
         except BaseException:
             f.close()
             raise
@@ -160,7 +198,7 @@ class HDF5Dataset(Dataset):
     def _array_codec_names(self, episode_id: str) -> dict[str, str]:
         path = self._episode_location(episode_id)
         with _open_h5(path, episode_id) as f:
-            return {name: str(f[name].attrs.get("codec", "unknown")) for name in _dataset_paths(f)}
+            return {name: get_codec_name(f[name]) for name in _dataset_paths(f)}
 
     # ------------------------------------------------------------ writing
     def _codec_for(self, path: str) -> str:
@@ -179,17 +217,23 @@ class HDF5Dataset(Dataset):
         shape = tuple(int(s) for s in source.shape)
         dtype = np.dtype(source.dtype)
         codec = codec or self._codec_for(path)
+        try:
+            spec = get_codec(codec, "hdf5")
+            spec.check_shape(shape, dtype)
+        except CodecUnavailableError as exc:
+            raise exc.located(field=path) from None
         ds = f.create_dataset(
             path,
             shape=shape,
             dtype=dtype,
             chunks=chunk_shape(path, shape, dtype.itemsize),
-            **get_codec(codec, "hdf5").hdf5_kwargs(),
+            **spec.hdf5_kwargs(),
         )
         ds.attrs.update(attrs or {})
         ds.attrs["codec"] = codec
+        colour = has_colour(shape)
         for start, stop, block in iter_blocks(source):
-            ds[start:stop] = block
+            ds[start:stop] = encode_gradient(block, colour) if spec.gradient else block
 
     def _write_episode(self, episode: Episode) -> None:
         with atomic_output(self._episode_location(episode.episode_id)) as tmp, h5py.File(tmp, "w") as f:

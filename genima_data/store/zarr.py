@@ -43,6 +43,8 @@ from genima_data.store.base import (
     sorted_ids,
 )
 from genima_data.store.codecs import check_zarr_codecs, get_codec
+from genima_data.store.gradient import CODEC_NAME as GRADIENT
+from genima_data.store.gradient import GradientCodec, decode_gradient, encode_gradient
 
 EPISODES = "episodes"
 NODE = "zarr.json"
@@ -89,15 +91,15 @@ class FrameCodec:
         self.dtype = np.dtype(meta["data_type"])
         self.fill_value = meta.get("fill_value", 0)
         self.separator = meta["chunk_key_encoding"].get("configuration", {}).get("separator", "/")
-        self.array_codecs: list[dict[str, Any]] = []
+        self.gradient: GradientCodec | None = None
         self.bytes_codecs: list[Any] = []
         self.byteorder = "<"
         for codec in meta["codecs"]:
             name, conf = codec["name"], codec.get("configuration", {})
             if name == "bytes":
                 self.byteorder = "<" if conf.get("endian", "little") == "little" else ">"
-            elif name in ("transpose", "numcodecs.delta"):
-                self.array_codecs.append(codec)
+            elif name == GRADIENT:
+                self.gradient = GradientCodec.from_dict(codec)
             else:
                 self.bytes_codecs.append(_BYTES_CODECS[name](conf))
 
@@ -107,7 +109,7 @@ class FrameCodec:
         grid = meta.get("chunk_grid", {}).get("configuration", {}).get("chunk_shape")
         encoding = meta.get("chunk_key_encoding", {})
         separator = encoding.get("configuration", {}).get("separator", "/")
-        known = {"bytes", "transpose", "numcodecs.delta", *_BYTES_CODECS}
+        known = {"bytes", GRADIENT, *_BYTES_CODECS}
         if (
             grid != [1, *meta["shape"][1:]]
             or encoding.get("name") != "default"
@@ -124,12 +126,8 @@ class FrameCodec:
     def write_frame(self, t: int, frame: np.ndarray) -> None:
         """Encode frame `t` through the array's codec pipeline into its chunk file."""
         arr = np.asarray(frame, dtype=self.dtype.newbyteorder(self.byteorder)).reshape(1, *self.shape[1:])
-        for codec in self.array_codecs:
-            if codec["name"] == "transpose":
-                arr = arr.transpose(codec["configuration"]["order"])
-            else:  # numcodecs.delta: first element, then differences (wrapping in the dtype)
-                flat = np.ascontiguousarray(arr).reshape(-1)
-                arr = np.concatenate([flat[:1], flat[1:] - flat[:-1]]).reshape(arr.shape)
+        if self.gradient is not None:
+            arr = encode_gradient(arr, self.gradient.colour)
         data: Any = np.ascontiguousarray(arr).tobytes()
         for codec in self.bytes_codecs:
             data = codec.encode(data)
@@ -145,20 +143,10 @@ class FrameCodec:
             return np.full(self.shape[1:], self.fill_value, dtype=self.dtype)
         for codec in reversed(self.bytes_codecs):
             data = codec.decode(data)
-        shape = (1, *self.shape[1:])
-        steps = []  # shapes after each array->array codec, to undo them in reverse
-        for codec in self.array_codecs:
-            steps.append((codec, shape))
-            if codec["name"] == "transpose":
-                shape = tuple(shape[i] for i in codec["configuration"]["order"])
-        arr = np.frombuffer(data, dtype=self.dtype.newbyteorder(self.byteorder)).reshape(shape)
-        for codec, before in reversed(steps):
-            if codec["name"] == "numcodecs.delta":
-                arr = np.cumsum(arr.reshape(-1), dtype=arr.dtype).reshape(arr.shape)
-            else:
-                arr = arr.transpose(np.argsort(codec["configuration"]["order"]))
-            assert arr.shape == before
-        return np.ascontiguousarray(arr[0], dtype=self.dtype.newbyteorder("="))
+        arr = np.frombuffer(data, dtype=self.dtype.newbyteorder(self.byteorder)).reshape(self.shape[1:])
+        if self.gradient is not None:
+            return decode_gradient(arr, self.gradient.colour)
+        return np.ascontiguousarray(arr, dtype=self.dtype.newbyteorder("="))
 
 
 class ZarrArraySource:
@@ -330,7 +318,9 @@ class ZarrDataset(Dataset):
         kind = array_kind(logical)
         codec = codec or (self._manifest.storage.codecs[kind] if self._manifest.storage else "blosc-zstd")
         try:
-            kwargs = get_codec(codec, "zarr").zarr_kwargs(len(shape), dtype.itemsize)
+            spec = get_codec(codec, "zarr")
+            spec.check_shape(shape, dtype)
+            kwargs = spec.zarr_kwargs(shape, dtype.itemsize)
         except CodecUnavailableError as exc:
             raise exc.located(field=logical) from None
         store = LocalStore(store_root)

@@ -19,7 +19,7 @@ def test_bench_runs_every_layout_and_reads_back_bit_exact(tmp_path, capsys):
     assert all(m.lossless and m.size_bytes > 0 for m in suite.measurements)
     assert sum(m.default for m in suite.measurements) == 2  # one default per back-end
     out = capsys.readouterr().out
-    assert "sim frames, 16x16, 6 frames" in out and "| sim | 16² | zarr | blosc-zstd (default) |" in out
+    assert "sim frames, 16x16, 6 frames" in out and "| sim | 16² | zarr | gradient-zstd (default) |" in out
     assert list(tmp_path.iterdir()) == []  # the bench cleans up after itself
 
 

@@ -8,8 +8,8 @@ import pytest
 from genima_data.store import create_dataset, open_dataset
 from genima_data.store.codecs import DEFAULT_CODECS, get_codec
 
-ZARR_IMAGE_CODECS = ["blosc-zstd", "delta-zstd", "blosc-lz4", "zstd", "gzip", "none"]
-HDF5_IMAGE_CODECS = ["blosc-zstd", "blosc-lz4", "zstd", "lzf", "gzip", "none"]
+ZARR_IMAGE_CODECS = ["blosc-zstd", "gradient-zstd", "blosc-lz4", "zstd", "gzip", "none"]
+HDF5_IMAGE_CODECS = ["blosc-zstd", "gradient-zstd", "blosc-lz4", "zstd", "lzf", "gzip", "none"]
 
 
 def _write_one_episode(path, manifest, episode, codec):

@@ -86,7 +86,7 @@ def test_zarr_fast_frame_path_agrees_with_zarr_python(tmp_path, manifest, make_e
                 assert np.array_equal(source[t], source.array[t])
 
 
-@pytest.mark.parametrize("codec", ["delta-zstd", "zstd", "gzip", "blosc-lz4", "blosc-zstd", "none"])
+@pytest.mark.parametrize("codec", ["gradient-zstd", "zstd", "gzip", "blosc-lz4", "blosc-zstd", "none"])
 def test_zarr_direct_frame_writes_are_what_zarr_python_reads(tmp_path, manifest, make_episode, codec):
     path = store_path(tmp_path, "zarr")
     ds = create_dataset(path, manifest, image_codec=codec)
@@ -370,7 +370,7 @@ def test_backend_is_detected_from_content(demo_store_dir):
 def test_hdf5_images_are_chunked_one_frame_per_chunk(demo_store_dir):
     with h5py.File(demo_store_dir / "sample_h5" / "episodes" / "episode0.h5") as f:
         assert f["cameras/front/rgb"].chunks == (1, 32, 32, 3)
-        assert f["cameras/front/rgb"].attrs["codec"] == "blosc-zstd"
+        assert f["cameras/front/rgb"].attrs["codec"] == "gradient-zstd"
 
 
 def test_lazy_source_is_copied_in_bounded_blocks(tmp_path, manifest, make_episode, monkeypatch):
