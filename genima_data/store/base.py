@@ -24,7 +24,7 @@ import numpy as np
 
 from genima_data import __version__
 from genima_data.episode import REQUIRED_PATHS, ArraySource, Episode, spec_for
-from genima_data.errors import GenimaDataError, StoreError
+from genima_data.errors import CodecUnavailableError, GenimaDataError, StoreError
 from genima_data.schema import (
     EpisodeMeta,
     EpisodeSummary,
@@ -33,7 +33,7 @@ from genima_data.schema import (
     natural_key,
     parse_model,
 )
-from genima_data.store.codecs import DEFAULT_CODECS, get_codec, required_packages
+from genima_data.store.codecs import DEFAULT_CODECS, Codec, get_codec, required_packages
 
 Mode = Literal["r", "a"]
 ArrayMap = Mapping[str, ArraySource]  # logical path -> array source
@@ -241,6 +241,21 @@ class Dataset(ABC):
     def _add_arrays(
         self, episode_id: str, arrays: ArrayMap, replace: bool, attrs: ArrayAttrs, codec: str | None
     ) -> None: ...
+
+    def _codec_spec(self, path: str, shape: tuple[int, ...], dtype: np.dtype, codec: str | None) -> Codec:
+        """The codec to write the array at `path` with: `codec`, else the store's for its kind.
+
+        Checked against the array's shape and dtype; errors name the field.
+        """
+        storage = self._manifest.storage
+        kind = array_kind(path)
+        name = codec or (storage.codecs[kind] if storage else DEFAULT_CODECS[self.backend][kind])
+        try:
+            spec = get_codec(name, self.backend)
+            spec.check_shape(shape, dtype)
+        except CodecUnavailableError as exc:
+            raise exc.located(field=path) from None
+        return spec
 
     @abstractmethod
     def _read_meta(self, episode_id: str) -> EpisodeMeta: ...

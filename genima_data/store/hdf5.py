@@ -20,21 +20,20 @@ import numpy as np
 
 from genima_data.atomic import TMP_PREFIX, atomic_output, atomic_write_text, remove_path, remove_temporaries
 from genima_data.episode import ArraySource, Episode
-from genima_data.errors import CodecUnavailableError, StoreError
+from genima_data.errors import StoreError
 from genima_data.schema import FORMAT_VERSION, EpisodeMeta
 from genima_data.store.base import (
     ArrayAttrs,
     ArrayMap,
     Dataset,
     FrameHandle,
-    array_kind,
     carried_attrs,
     chunk_shape,
     iter_blocks,
     meta_from_json,
     sorted_ids,
 )
-from genima_data.store.codecs import check_hdf5_filters, get_codec
+from genima_data.store.codecs import check_hdf5_filters
 from genima_data.store.gradient import decode_gradient, encode_gradient, has_colour
 
 MANIFEST = "manifest.json"
@@ -201,11 +200,6 @@ class HDF5Dataset(Dataset):
             return {name: get_codec_name(f[name]) for name in _dataset_paths(f)}
 
     # ------------------------------------------------------------ writing
-    def _codec_for(self, path: str) -> str:
-        storage = self._manifest.storage
-        kind = array_kind(path)
-        return storage.codecs[kind] if storage else "blosc-zstd"
-
     def _create_and_fill(
         self,
         f: h5py.File,
@@ -216,12 +210,7 @@ class HDF5Dataset(Dataset):
     ) -> None:
         shape = tuple(int(s) for s in source.shape)
         dtype = np.dtype(source.dtype)
-        codec = codec or self._codec_for(path)
-        try:
-            spec = get_codec(codec, "hdf5")
-            spec.check_shape(shape, dtype)
-        except CodecUnavailableError as exc:
-            raise exc.located(field=path) from None
+        spec = self._codec_spec(path, shape, dtype, codec)
         ds = f.create_dataset(
             path,
             shape=shape,
@@ -230,7 +219,7 @@ class HDF5Dataset(Dataset):
             **spec.hdf5_kwargs(),
         )
         ds.attrs.update(attrs or {})
-        ds.attrs["codec"] = codec
+        ds.attrs["codec"] = spec.name
         colour = has_colour(shape)
         for start, stop, block in iter_blocks(source):
             ds[start:stop] = encode_gradient(block, colour) if spec.gradient else block

@@ -28,21 +28,20 @@ from zarr.storage import LocalStore
 
 from genima_data.atomic import TMP_PREFIX, atomic_output, atomic_write_text, remove_temporaries
 from genima_data.episode import ArraySource, Episode
-from genima_data.errors import CodecUnavailableError, StoreError
+from genima_data.errors import StoreError
 from genima_data.schema import FORMAT_VERSION, EpisodeMeta
 from genima_data.store.base import (
     ArrayAttrs,
     ArrayMap,
     Dataset,
     FrameHandle,
-    array_kind,
     carried_attrs,
     chunk_shape,
     iter_blocks,
     meta_from_json,
     sorted_ids,
 )
-from genima_data.store.codecs import check_zarr_codecs, get_codec
+from genima_data.store.codecs import check_zarr_codecs
 from genima_data.store.gradient import CODEC_NAME as GRADIENT
 from genima_data.store.gradient import GradientCodec, decode_gradient, encode_gradient
 
@@ -315,14 +314,7 @@ class ZarrDataset(Dataset):
     ) -> None:
         shape = tuple(int(s) for s in source.shape)
         dtype = np.dtype(source.dtype)
-        kind = array_kind(logical)
-        codec = codec or (self._manifest.storage.codecs[kind] if self._manifest.storage else "blosc-zstd")
-        try:
-            spec = get_codec(codec, "zarr")
-            spec.check_shape(shape, dtype)
-            kwargs = spec.zarr_kwargs(shape, dtype.itemsize)
-        except CodecUnavailableError as exc:
-            raise exc.located(field=logical) from None
+        spec = self._codec_spec(logical, shape, dtype, codec)
         store = LocalStore(store_root)
         arr = zarr.create_array(
             store,
@@ -330,9 +322,9 @@ class ZarrDataset(Dataset):
             shape=shape,
             dtype=dtype,
             chunks=chunk_shape(logical, shape, dtype.itemsize),
-            attributes={**(attrs or {}), "codec": codec},
+            attributes={**(attrs or {}), "codec": spec.name},
             chunk_key_encoding={"name": "default", "separator": CHUNK_SEPARATOR},
-            **kwargs,
+            **spec.zarr_kwargs(shape, dtype.itemsize),
         )
         array_dir = store_root if path is None else store_root / path
         direct = FrameCodec.for_array(array_dir, json.loads((array_dir / NODE).read_text()))
