@@ -40,25 +40,24 @@ def png_bytes(frame: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def gradient_codec(level: int, colour: bool) -> tuple[Encode, Decode]:
+def gradient_codec(level: int, frame_shape: tuple[int, ...]) -> tuple[Encode, Decode]:
+    """The stores' gradient-zstd (at a chosen zstd level) for RGB frames of one shape."""
     zstd = numcodecs.Zstd(level=level)
-    shape: dict[str, tuple[int, ...]] = {}
 
     def encode(frame: np.ndarray) -> bytes:
-        shape["frame"] = frame.shape
-        return zstd.encode(encode_gradient(frame, colour))
+        return zstd.encode(encode_gradient(frame, colour=True))
 
     def decode(data: bytes) -> np.ndarray:
-        residual = np.frombuffer(zstd.decode(data), np.uint8).reshape(shape["frame"])
-        return decode_gradient(residual, colour)
+        residual = np.frombuffer(zstd.decode(data), np.uint8).reshape(frame_shape)
+        return decode_gradient(residual, colour=True)
 
     return encode, decode
 
 
-def candidates() -> dict[str, tuple[Encode, Decode]]:
+def candidates(frame_shape: tuple[int, ...]) -> dict[str, tuple[Encode, Decode]]:
     out: dict[str, tuple[Encode, Decode]] = {
-        "gradient-zstd (default)": gradient_codec(1, colour=True),
-        "gradient-zstd at zstd 5": gradient_codec(5, colour=True),
+        "gradient-zstd (default)": gradient_codec(1, frame_shape),
+        "gradient-zstd at zstd 5": gradient_codec(5, frame_shape),
     }
     blosc = numcodecs.Blosc("zstd", 5, numcodecs.Blosc.SHUFFLE)
     out["blosc-zstd (raw bytes)"] = (blosc.encode, lambda b: np.frombuffer(blosc.decode(b), np.uint8))
@@ -87,7 +86,7 @@ def measure(frames: np.ndarray) -> list[tuple[str, float, float, bool]]:
     png_size = np.mean([p.size for p in pngs])
     png_time = np.mean([seconds_per_call(lambda p=p: cv2.imdecode(p, cv2.IMREAD_COLOR)) for p in pngs[:4]])
     rows = [("PNG (PIL, cv2 decode)", 1.0, 1.0, True)]
-    for name, (encode, decode) in candidates().items():
+    for name, (encode, decode) in candidates(frames.shape[1:]).items():
         encoded = [encode(f) for f in frames]
         lossless = all(
             np.array_equal(np.asarray(decode(e)).reshape(f.shape), f)
