@@ -329,8 +329,9 @@ class ZarrDataset(Dataset):
         array_dir = store_root if path is None else store_root / path
         direct = FrameCodec.for_array(array_dir, json.loads((array_dir / NODE).read_text()))
         if direct is not None:
-            for t in range(shape[0]):
-                direct.write_frame(t, source[t])
+            for start, _, block in iter_blocks(source):  # blocks: lazy sources render/decode in batches
+                for i, frame in enumerate(block):
+                    direct.write_frame(start + i, frame)
             return
         for start, stop, block in iter_blocks(source):
             arr[start:stop] = block
