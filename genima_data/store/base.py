@@ -154,11 +154,14 @@ def chunk_shape(path: str, shape: tuple[int, ...], itemsize: int) -> tuple[int, 
     return (max(1, min(shape[0], (1 << 20) // row_bytes)), *shape[1:])
 
 
-def iter_blocks(source: ArraySource) -> Iterator[tuple[int, int, np.ndarray]]:
-    """Yield (start, stop, block) over the first axis, each block at most COPY_BLOCK_BYTES."""
+def iter_blocks(source: ArraySource, align: int = 1) -> Iterator[tuple[int, int, np.ndarray]]:
+    """Yield (start, stop, block) over the first axis, each block at most COPY_BLOCK_BYTES.
+
+    Blocks start at multiples of `align` rows (a chunk's rows), at least `align` rows per block.
+    """
     shape = tuple(source.shape)
     frame_bytes = max(1, int(np.prod(shape[1:], dtype=np.int64)) * np.dtype(source.dtype).itemsize)
-    step = max(1, COPY_BLOCK_BYTES // frame_bytes)
+    step = max(1, COPY_BLOCK_BYTES // frame_bytes // align) * align
     for start in range(0, shape[0], step):
         stop = min(shape[0], start + step)
         yield start, stop, np.asarray(source[start:stop])

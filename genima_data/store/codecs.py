@@ -190,6 +190,14 @@ def check_zarr_codecs(codecs: list[dict[str, Any]], *, file: str, episode: str |
 
     for codec in codecs:
         name = codec["name"]
+        inner = codec.get("configuration", {})
+        if name == "sharding_indexed":  # the shard's own pipelines hold the codecs that matter
+            check_zarr_codecs(
+                [*inner.get("codecs", []), *inner.get("index_codecs", [])],
+                file=file,
+                episode=episode,
+                field=field,
+            )
         try:
             get_codec_class(name)
         except KeyError:

@@ -26,7 +26,7 @@ def test_zarr_image_codec_is_lossless_on_fast_and_zarr_python_paths(tmp_path, ma
     with _write_one_episode(tmp_path / "ds.zarr", manifest, episode, codec).episode("episode0") as stored:
         source = stored["cameras/front/rgb"]
         assert source.attrs["codec"] == codec
-        assert source._decoder is not None, "images should take the direct frame path"
+        assert source._direct is not None, "images should take the direct frame path"
         for t in range(episode.length):
             assert np.array_equal(source[t], expected[t]), t
         assert np.array_equal(source.array[:], expected)

@@ -80,10 +80,11 @@ def test_zarr_fast_frame_path_agrees_with_zarr_python(tmp_path, manifest, make_e
         for key in ("cameras/front/rgb", "cameras/front/depth", "targets/front/rgb", "robot/link_poses"):
             source = ep[key]
             assert isinstance(source, ZarrArraySource)
-            if key != "robot/link_poses":
-                assert source._decoder is not None, f"{key} should take the direct path"
+            assert source._direct is not None, f"{key} should take the direct path"
             for t in range(source.shape[0]):
                 assert np.array_equal(source[t], source.array[t])
+            assert np.array_equal(source[2:5], source.array[2:5])
+            assert np.array_equal(np.asarray(source), source.array[...])
 
 
 @pytest.mark.parametrize("codec", ["gradient-zstd", "zstd", "gzip", "blosc-lz4", "blosc-zstd", "none"])
@@ -115,7 +116,7 @@ def test_zarr_arrays_with_nested_chunk_keys_still_take_the_direct_path(tmp_path)
     source = ZarrArraySource(
         store, json.loads((store / "zarr.json").read_text()), file="f", episode="e", field="x"
     )
-    assert source._decoder is not None
+    assert source._direct is not None
     assert all(np.array_equal(source[t], frames[t]) for t in range(4))
 
 
@@ -322,14 +323,25 @@ def test_unregistered_zarr_codec_names_the_field(demo_store_dir, tmp_path):
         open_dataset(path).episode("episode0")
 
 
-def test_missing_zarr_chunk_reads_as_fill_value_not_garbage(demo_store_dir, tmp_path):
+def test_missing_zarr_shard_reads_as_fill_value_not_garbage(demo_store_dir, tmp_path):
     import shutil
 
     path = tmp_path / "s.zarr"
     shutil.copytree(demo_store_dir / "sample.zarr", path)
-    os.remove(path / "episodes/episode0/cameras/front/rgb/c.3.0.0.0")
+    os.remove(path / "episodes/episode0/cameras/front/rgb/c.0.0.0.0")
     frame = open_dataset(path).read_frame("episode0", "cameras/front/rgb", 3)
     assert frame.shape == (32, 32, 3) and not frame.any()
+
+
+def test_truncated_zarr_shard_is_an_error_naming_the_file(demo_store_dir, tmp_path):
+    import shutil
+
+    path = tmp_path / "s.zarr"
+    shutil.copytree(demo_store_dir / "sample.zarr", path)
+    shard = path / "episodes/episode0/cameras/front/rgb/c.0.0.0.0"
+    shard.write_bytes(shard.read_bytes()[:-10])
+    with pytest.raises(StoreError, match=r"c\.0\.0\.0\.0: shard index is truncated or corrupt"):
+        open_dataset(path).read_frame("episode0", "cameras/front/rgb", 3)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

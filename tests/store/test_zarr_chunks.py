@@ -1,0 +1,126 @@
+"""The zarr store's direct chunk layer writes exactly what zarr-python would, and reads what it wrote."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import zarr
+from zarr.storage import LocalStore
+
+from genima_data.store import create_dataset, open_dataset
+from genima_data.store.base import iter_blocks
+from genima_data.store.codecs import get_codec
+from genima_data.store.zarr_chunks import CHUNK_SEPARATOR, NODE, DirectArray, array_metadata
+
+RNG = np.random.default_rng(0)
+FRAMES = RNG.integers(0, 255, (6, 16, 12, 3), dtype=np.uint8)
+DEPTH = RNG.uniform(0.5, 2.0, (6, 16, 12)).astype(np.float32)
+JOINTS = RNG.normal(size=(37, 7))
+
+
+def _zarr_python_array(root, data, chunk_rows, codec):
+    """The same array written by zarr-python: one shard of one-row chunks, or chunks of `chunk_rows`."""
+    sharded = chunk_rows == 1
+    chunks = (1, *data.shape[1:]) if sharded else (chunk_rows, *data.shape[1:])
+    array = zarr.create_array(
+        LocalStore(root),
+        shape=data.shape,
+        dtype=data.dtype,
+        chunks=chunks,
+        shards=data.shape if sharded else None,
+        chunk_key_encoding={"name": "default", "separator": CHUNK_SEPARATOR},
+        **get_codec(codec, "zarr").zarr_kwargs(data.shape, data.dtype.itemsize),
+    )
+    array[...] = data
+    return json.loads((root / NODE).read_text())
+
+
+def _direct_array(root, data, chunk_rows, codec):
+    meta = array_metadata(data.shape, data.dtype, chunk_rows, get_codec(codec, "zarr"), {})
+    root.mkdir(parents=True)
+    (root / NODE).write_text(json.dumps(meta))
+    direct = DirectArray.for_array(root, meta)
+    assert direct is not None
+    direct.write(data)
+    return meta
+
+
+CASES = [
+    ("rgb gradient-zstd", FRAMES, 1, "gradient-zstd"),
+    ("rgb blosc-lz4", FRAMES, 1, "blosc-lz4"),
+    ("depth blosc-zstd (shuffled float32)", DEPTH, 1, "blosc-zstd"),
+    ("joints blosc-zstd, partial last chunk", JOINTS, 10, "blosc-zstd"),
+    ("joints uncompressed", JOINTS, 10, "none"),
+]
+
+
+@pytest.mark.parametrize(("name", "data", "chunk_rows", "codec"), CASES, ids=[c[0] for c in CASES])
+def test_direct_writes_are_byte_identical_to_zarr_python(tmp_path, name, data, chunk_rows, codec):
+    theirs = _zarr_python_array(tmp_path / "theirs", data, chunk_rows, codec)
+    ours = _direct_array(tmp_path / "ours", data, chunk_rows, codec)
+    assert ours == theirs
+    files = sorted(p.name for p in (tmp_path / "theirs").iterdir() if p.name != NODE)
+    assert files == sorted(p.name for p in (tmp_path / "ours").iterdir() if p.name != NODE)
+    for file in files:
+        assert (tmp_path / "ours" / file).read_bytes() == (tmp_path / "theirs" / file).read_bytes(), file
+
+
+@pytest.mark.parametrize(("name", "data", "chunk_rows", "codec"), CASES, ids=[c[0] for c in CASES])
+def test_direct_reads_of_zarr_python_arrays_are_exact(tmp_path, name, data, chunk_rows, codec):
+    meta = _zarr_python_array(tmp_path / "a", data, chunk_rows, codec)
+    direct = DirectArray.for_array(tmp_path / "a", meta)
+    assert direct is not None
+    assert all(np.array_equal(direct.row(t), data[t]) for t in range(len(data)))
+    assert np.array_equal(direct.rows(3, len(data) - 1), data[3:-1])
+    assert direct.rows(2, 2).shape == (0, *data.shape[1:])
+
+
+def test_image_streams_are_one_shard_per_episode_not_one_file_per_frame(tmp_path, manifest, make_episode):
+    ds = create_dataset(tmp_path / "ds.zarr", manifest)
+    episode = make_episode()
+    ds.write_episode(episode)
+    ds.commit()
+    stream = tmp_path / "ds.zarr/episodes/episode0/cameras/front/rgb"
+    assert sorted(p.name for p in stream.iterdir()) == ["c.0.0.0.0", NODE]
+    array = zarr.open_array(LocalStore(stream, read_only=True), mode="r")
+    assert array.shards == array.shape and array.chunks == (1, *array.shape[1:])
+    assert np.array_equal(array[...], episode["cameras/front/rgb"][:])
+
+
+def test_empty_shard_entries_read_as_the_fill_value(tmp_path):
+    frames = FRAMES.copy()
+    frames[2] = 0  # zarr-python leaves chunks equal to the fill value out of the shard
+    meta = _zarr_python_array(tmp_path / "a", frames, 1, "zstd")
+    direct = DirectArray.for_array(tmp_path / "a", meta)
+    assert not direct.row(2).any() and np.array_equal(direct.row(3), frames[3])
+
+
+class _CountingSource:
+    """A lazy (T, H, W, 3) source that records how it was indexed."""
+
+    def __init__(self, frames):
+        self.frames, self.shape, self.dtype, self.calls = frames, frames.shape, frames.dtype, []
+
+    def __getitem__(self, index):
+        self.calls.append(index)
+        return self.frames[index]
+
+
+def test_lazy_sources_are_read_in_blocks_not_frame_by_frame(tmp_path, manifest, make_episode):
+    # render-targets hands the store lazily rendered streams: one call per frame renders one frame per call
+    ds = create_dataset(tmp_path / "ds.zarr", manifest)
+    ds.write_episode(make_episode())
+    ds.commit()
+    source = _CountingSource(np.full((12, 32, 32, 3), 9, np.uint8))
+    open_dataset(tmp_path / "ds.zarr", mode="a").add_arrays("episode0", {"targets/front/rgb": source})
+    assert source.calls == [slice(0, 12)]
+    frame = open_dataset(tmp_path / "ds.zarr").read_frame("episode0", "targets/front/rgb", 5)
+    assert frame.shape == (32, 32, 3) and (frame == 9).all()
+
+
+def test_blocks_start_on_chunk_boundaries():
+    data = np.zeros((100, 1 << 17), np.uint8)  # 128 KiB rows: 64 per default block
+    starts = [start for start, _, _ in iter_blocks(data, align=24)]
+    assert starts == [0, 48, 96]
