@@ -58,11 +58,14 @@ def decode_gradient(residuals: np.ndarray, colour: bool) -> np.ndarray:
     flat = residuals.reshape(-1, *frame_shape)
     out = np.empty_like(flat)
     for i, frame in enumerate(flat):
-        out[i] = _prefix_sum_2d(frame)
-    if colour:
-        out[..., 0] += out[..., 1]
-        out[..., 2] += out[..., 1]
+        out[i] = _prefix_sum_2d(_undo_colour(frame) if colour else frame)
     return out.reshape(residuals.shape)
+
+
+def _undo_colour(frame: np.ndarray) -> np.ndarray:
+    # the prefix sum is linear mod 256, so green goes back onto red and blue before it, on whole planes
+    red, green, blue = cv2.split(frame)
+    return cv2.merge((red + green, green, blue + green))
 
 
 def _prefix_sum_2d(frame: np.ndarray) -> np.ndarray:
