@@ -10,7 +10,9 @@ defaults were chosen with `bench/store_io.py` (README has the table):
   them on read. 0.92-0.95x PNG's size on camera photographs, 1.1-1.2x on simulator frames; reads
   2.4-3.4x faster than PNG.
 * ``blosc-zstd`` (byte stream as is) reads 1.3-1.7x faster than ``gradient-zstd`` at 1.2-1.7x PNG's size.
-* numeric arrays, both back-ends: ``blosc-zstd`` with byte shuffle, which suits float32/float64.
+* numeric arrays, both back-ends: ``blosc-lz4`` with byte shuffle. Depth (float32 metres with noisy
+  mantissas) barely compresses past that: ``blosc-zstd`` level 5 is 4 % smaller but 8x slower to write
+  and 4x slower to read, the largest cost of an RLBench conversion after PNG decoding.
 
 The name of every codec used is recorded in the manifest (`StorageInfo.codecs`) and in each array's own
 metadata, so a reader that lacks a plugin can name the package to install.
@@ -32,8 +34,8 @@ Kind = Literal["image", "array"]
 # images: gradient-zstd is 35-45 % smaller than blosc-zstd and 2-4x faster to write; blosc-zstd reads 1.3-1.7x
 # faster (bench/store_io.py), so `--codec blosc-zstd` suits read-heavy training copies
 DEFAULT_CODECS: dict[Backend, dict[Kind, str]] = {
-    "hdf5": {"image": "gradient-zstd", "array": "blosc-zstd"},
-    "zarr": {"image": "gradient-zstd", "array": "blosc-zstd"},
+    "hdf5": {"image": "gradient-zstd", "array": "blosc-lz4"},
+    "zarr": {"image": "gradient-zstd", "array": "blosc-lz4"},
 }
 
 # HDF5 filter ids registered by hdf5plugin, for messages about files whose filter cannot be loaded
