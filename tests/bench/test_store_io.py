@@ -29,3 +29,11 @@ def test_natural_frames_are_a_moving_camera_sequence():
     assert frames.shape == (4, 32, 32, 3) and frames.dtype == np.uint8
     steps = np.abs(np.diff(frames.astype(np.int16), axis=0)).mean(axis=(1, 2, 3))
     assert np.all(steps > 0) and np.all(steps < 40)  # consecutive frames differ, but only a little
+
+
+def test_read_picks_never_repeat_a_frame_or_hit_the_warm_up_frame():
+    # a repeated pick would be served from HDF5's chunk cache and flatter the store against PNG
+    patterns = store_io.read_patterns(episodes=3, frames=5, reads=12, seed=0)
+    for picks in patterns.values():
+        assert len(set(picks)) == len(picks) == 12
+        assert all(t != 0 for _, t in picks)
