@@ -66,13 +66,19 @@ def encode_png_rgb(rgb: np.ndarray) -> bytes:
     return data.tobytes()
 
 
-def _packed_24bit(high: np.ndarray, middle: np.ndarray, low: np.ndarray) -> np.ndarray:
-    return (high.astype(np.int32) << 16) | (middle.astype(np.int32) << 8) | low
+def _packed_24bit(rgb: np.ndarray, to_little_endian: int) -> np.ndarray:
+    """The 24-bit integers packed in (..., 3) pixels, as int32; `to_little_endian` orders the bytes low first.
+
+    One OpenCV pass adds a fourth byte, read with the three as a little-endian uint32 (the fourth masked off).
+    """
+    pixels = np.ascontiguousarray(rgb, dtype=np.uint8).reshape(-1, 1, 3)  # any leading shape, as one column
+    four = cv2.cvtColor(pixels, to_little_endian)
+    return (four.view("<u4") & 0xFFFFFF).astype(np.int32).reshape(np.shape(rgb)[:-1])
 
 
 def depth_from_png(packed: np.ndarray, near: float, far: float) -> np.ndarray:
     """RLBench depth PNG pixels (HxWx3 uint8) to float32 metres."""
-    normalised = _packed_24bit(packed[..., 0], packed[..., 1], packed[..., 2]) / DEPTH_SCALE
+    normalised = _packed_24bit(packed, cv2.COLOR_RGB2BGRA) / DEPTH_SCALE  # R is the high byte
     return (near + normalised * (far - near)).astype(np.float32)
 
 
@@ -85,7 +91,7 @@ def depth_to_png(metres: np.ndarray, near: float, far: float) -> np.ndarray:
 
 def mask_from_png(packed: np.ndarray) -> np.ndarray:
     """RLBench mask PNG pixels (HxWx3 uint8) to int32 segmentation handles."""
-    return _packed_24bit(packed[..., 2], packed[..., 1], packed[..., 0])
+    return _packed_24bit(packed, cv2.COLOR_RGB2RGBA)  # R is the low byte
 
 
 def mask_to_png(handles: np.ndarray) -> np.ndarray:
