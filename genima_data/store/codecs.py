@@ -8,9 +8,9 @@ defaults were chosen with `bench/store_io.py` (README has the table):
   size, and it is undone in one vectorised prefix sum. zarr records it as the registered codec
   ``genima_data.gradient``; HDF5, which has no Python filters, stores the residuals and the store undoes
   them on read. 0.92-0.95x PNG's size on camera photographs, 1.1-1.2x on simulator frames; reads
-  2.2-3.6x faster than PNG.
-* ``blosc-zstd`` (byte stream as is) reads 1.1-1.6x faster than ``gradient-zstd`` at 1.2-1.6x PNG's size;
-  HDF5 ``blosc-lz4`` reads fastest (6-8x PNG) at twice PNG's size.
+  2.5-3.5x faster than PNG.
+* ``blosc-zstd`` (byte stream as is) reads up to 1.5x faster than ``gradient-zstd`` at 1.2-1.6x PNG's size;
+  HDF5 ``blosc-lz4`` reads fastest (6-11x PNG) at twice PNG's size.
 * numeric arrays, both back-ends: ``blosc-lz4`` with byte shuffle. Depth (float32 metres with noisy
   mantissas) barely compresses past that: ``blosc-zstd`` level 5 is 4 % smaller but 8x slower to write
   and 4x slower to read, the largest cost of an RLBench conversion after PNG decoding.
@@ -32,8 +32,8 @@ from genima_data.store.gradient import GradientCodec, has_colour
 Backend = Literal["hdf5", "zarr"]
 Kind = Literal["image", "array"]
 
-# images: gradient-zstd is 35-45 % smaller than blosc-zstd and 2-4x faster to write; blosc-zstd reads 1.1-1.6x
-# faster (bench/store_io.py), so `--codec blosc-zstd` suits read-heavy training copies
+# images: gradient-zstd is 35-45 % smaller than blosc-zstd and 2-4x faster to write; blosc-zstd reads up to
+# 1.5x faster (bench/store_io.py), so `--codec blosc-zstd` suits read-heavy training copies
 DEFAULT_CODECS: dict[Backend, dict[Kind, str]] = {
     "hdf5": {"image": "gradient-zstd", "array": "blosc-lz4"},
     "zarr": {"image": "gradient-zstd", "array": "blosc-lz4"},
