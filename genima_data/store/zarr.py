@@ -60,7 +60,7 @@ def _read_node(directory: Path) -> dict[str, Any] | None:
 
 
 class ZarrArraySource:
-    """A store array: metadata parsed up front, zarr opened only when a non-frame read needs it."""
+    """A store array: metadata parsed up front; zarr-python opened only for reads DirectArray cannot do."""
 
     def __init__(self, directory: Path, meta: dict[str, Any], *, file: str, episode: str, field: str) -> None:
         self._directory = directory
