@@ -35,6 +35,24 @@ class ArraySource(Protocol):
     def __getitem__(self, index: Any) -> Any: ...
 
 
+def frame_number(index: int | np.integer, length: int) -> int:
+    """An int index into `length` frames, negative counting from the end; IndexError outside."""
+    t = int(index) + (length if index < 0 else 0)
+    if not 0 <= t < length:
+        raise IndexError(f"frame {index} out of range for {length} frames")
+    return t
+
+
+def contiguous_frames(index: Any, length: int) -> tuple[int, int] | None:
+    """(start, stop) of an Ellipsis or step-1 slice over `length` frames; None for any other index."""
+    if index is Ellipsis:
+        return 0, length
+    if isinstance(index, slice) and index.step in (None, 1):
+        start, stop, _ = index.indices(length)
+        return start, stop
+    return None
+
+
 class LazyFrames:
     """A (T, ...) array whose frames are produced on demand by ``load_frame(t)``.
 
@@ -77,12 +95,7 @@ class LazyFrames:
             frames = self[head]
             return frames[rest] if isinstance(head, int | np.integer) else frames[(slice(None), *rest)]
         if isinstance(index, int | np.integer):
-            t = int(index)
-            if t < 0:
-                t += len(self)
-            if not 0 <= t < len(self):
-                raise IndexError(f"frame {index} out of range for {len(self)} frames")
-            return self._frame(t)
+            return self._frame(frame_number(index, len(self)))
         if isinstance(index, slice):
             ts = range(*index.indices(len(self)))
         else:

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from genima_data.episode import Episode
+from genima_data.episode import Episode, contiguous_frames, frame_number
 from genima_data.errors import GenimaDataError
 from genima_data.parallel import run_tasks
 from genima_data.progress import progress_bar
@@ -116,14 +116,12 @@ class TargetStream:
 
     def __getitem__(self, index: Any) -> np.ndarray:
         if isinstance(index, int | np.integer):
-            t = int(index) + (self.shape[0] if index < 0 else 0)
+            t = frame_number(index, self.shape[0])
             return self._frames(t, t + 1)[0]
-        if index is Ellipsis:
-            index = slice(None)
-        if not isinstance(index, slice) or index.step not in (None, 1):
+        span = contiguous_frames(index, self.shape[0])
+        if span is None:
             raise TypeError("target streams support an int or a contiguous slice")
-        start, stop, _ = index.indices(self.shape[0])
-        return self._frames(start, stop)
+        return self._frames(*span)
 
     def _frames(self, start: int, stop: int) -> np.ndarray:
         if stop <= start:

@@ -24,7 +24,7 @@ import zarr
 from zarr.storage import LocalStore
 
 from genima_data.atomic import TMP_PREFIX, atomic_output, atomic_write_text, remove_temporaries
-from genima_data.episode import ArraySource, Episode
+from genima_data.episode import ArraySource, Episode, contiguous_frames, frame_number
 from genima_data.errors import StoreError
 from genima_data.schema import FORMAT_VERSION, EpisodeMeta
 from genima_data.store.base import (
@@ -87,15 +87,9 @@ class ZarrArraySource:
         if self._direct is None:
             return self.array[index]
         if isinstance(index, int | np.integer):
-            t = int(index) + (self.shape[0] if index < 0 else 0)
-            if not 0 <= t < self.shape[0]:
-                raise IndexError(f"frame {index} out of range for {self.shape[0]} frames")
-            return self._direct.row(t)
-        if index is Ellipsis:
-            return self._direct.rows(0, self.shape[0])
-        if isinstance(index, slice) and index.step in (None, 1):
-            return self._direct.rows(*index.indices(self.shape[0])[:2])
-        return self.array[index]
+            return self._direct.row(frame_number(index, self.shape[0]))
+        span = contiguous_frames(index, self.shape[0])
+        return self.array[index] if span is None else self._direct.rows(*span)
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         data = self[...]
