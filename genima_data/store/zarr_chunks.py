@@ -198,7 +198,11 @@ class DirectArray:
         if stop <= start:
             return self._fill(0)
         if self.shard_rows is not None:
-            return np.stack([self.row(t) for t in range(start, stop)])
+            rows, frames = self.shard_rows, []
+            for shard in range(start // rows, (stop - 1) // rows + 1):
+                base = shard * rows  # first frame of the shard
+                frames += self._shard_frames(shard, rows, max(start - base, 0), min(stop - base, rows))
+            return np.stack(frames)
         first, last = start // self.chunk_rows, (stop - 1) // self.chunk_rows
         chunks = [self._chunk(k) for k in range(first, last + 1)]
         skip = start - first * self.chunk_rows
@@ -209,21 +213,27 @@ class DirectArray:
         if self.shard_rows is None:
             return self._chunk(t // self.chunk_rows)[t % self.chunk_rows]
         shard, j = divmod(t, self.shard_rows)
+        return self._shard_frames(shard, self.shard_rows, j, j + 1)[0]
+
+    def _shard_frames(self, shard: int, rows: int, first: int, stop: int) -> list[np.ndarray]:
+        """Frames [first, stop) of one shard of `rows` frames: one open; the index is read once per array."""
         path = self._key(shard)
         try:
             fd = os.open(path, os.O_RDONLY)
         except FileNotFoundError:  # zarr does not write shards that hold only the fill value
-            return self._fill(1)[0]
+            return list(self._fill(stop - first))
         try:
             index = self._indexes.get(shard)
             if index is None:
-                index = self._indexes[shard] = _read_shard_index(fd, path, self.shard_rows)
-            offset, nbytes = index[j]
-            if offset == _EMPTY:
-                return self._fill(1)[0]
-            return self._decode(os.pread(fd, int(nbytes), int(offset)), 1)[0]
+                index = self._indexes[shard] = _read_shard_index(fd, path, rows)
+            return [self._shard_chunk(fd, int(offset), int(n)) for offset, n in index[first:stop]]
         finally:
             os.close(fd)
+
+    def _shard_chunk(self, fd: int, offset: int, nbytes: int) -> np.ndarray:
+        if offset == _EMPTY:  # a chunk zarr left out: it holds only the fill value
+            return self._fill(1)[0]
+        return self._decode(os.pread(fd, nbytes, offset), 1)[0]
 
     def _chunk(self, k: int) -> np.ndarray:
         try:

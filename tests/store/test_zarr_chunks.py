@@ -124,3 +124,21 @@ def test_blocks_start_on_chunk_boundaries():
     data = np.zeros((100, 1 << 17), np.uint8)  # 128 KiB rows: 64 per default block
     starts = [start for start, _, _ in iter_blocks(data, align=24)]
     assert starts == [0, 48, 96]
+
+
+def test_reads_spanning_several_shards_and_empty_chunks_are_exact(tmp_path):
+    frames = FRAMES.copy()
+    frames[4] = 0  # left out of its shard by zarr-python
+    array = zarr.create_array(
+        LocalStore(tmp_path / "a"),
+        shape=frames.shape,
+        dtype=frames.dtype,
+        chunks=(1, *frames.shape[1:]),
+        shards=(4, *frames.shape[1:]),  # frames 0-3 and 4-5 in two shard files
+        chunk_key_encoding={"name": "default", "separator": CHUNK_SEPARATOR},
+    )
+    array[...] = frames
+    direct = DirectArray.for_array(tmp_path / "a", json.loads((tmp_path / "a" / NODE).read_text()))
+    assert direct is not None and direct.shard_rows == 4
+    assert np.array_equal(direct.rows(1, 6), frames[1:6])
+    assert np.array_equal(direct.row(5), frames[5])
