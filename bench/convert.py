@@ -6,7 +6,8 @@ Image content is synthetic but not trivially compressible (shapes, gradients, se
 decode costs what it costs on rendered frames.
 
 For each worker count the script times, in one run:
-  decode   every PNG decoded (OpenCV), nothing else: the floor a conversion cannot beat
+  decode   every PNG read and decoded by OpenCV (BGR, no colour conversion), nothing else: the floor
+           a conversion cannot beat
   zarr     `genima_data.convert.convert(src, dst.zarr, workers=N)`
   hdf5     the same to an HDF5 directory
 (store codecs: the defaults, or --image-codec / --array-codec) and prints PNGs/s, the share of
@@ -110,7 +111,7 @@ def decode_episode(folder: str) -> int:
     """Decode every PNG of one episode folder; returns how many."""
     pngs = sorted(Path(folder).glob("*_*/*.png"))
     for png in pngs:
-        images.read_png_rgb(png)
+        images.read_png_bgr(png)
     return len(pngs)
 
 
@@ -129,7 +130,7 @@ def codec_cost(folder: Path) -> dict[str, dict[str, float]]:
         for frame, png in zip(frames, sorted(folder.glob("front_rgb/*.png")), strict=True):
             size += png.stat().st_size if name == "png decode" else len(encode(frame))
             if name == "png decode":
-                images.read_png_rgb(png)
+                images.read_png_bgr(png)
         out[name] = {"ms": 1e3 * (time.perf_counter() - start) / len(frames), "bytes": size / len(frames)}
     return out
 

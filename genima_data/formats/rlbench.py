@@ -36,6 +36,7 @@ training scripts read (see `rlbench_layout`).
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -53,9 +54,8 @@ from genima_data.formats.rlbench_images import (
     STREAM_FRAMES,
     encode_png_rgb,
     frame_to_pixels,
-    pixels_to_frame,
     png_size,
-    read_png_rgb,
+    read_png_frame,
 )
 from genima_data.formats.rlbench_pickle import (
     Demo,
@@ -893,16 +893,19 @@ class RLBenchReader:
                 )
             near, far = (p.values.astype(np.float64) for p in planes)
 
+        folder = os.fspath(stream)
+
+        def frame_path(t: int) -> str:  # a plain string: pathlib costs as much as a mask's unpacking
+            return os.path.join(folder, layout.IMAGE_FILE.format(t))
+
         def load(t: int) -> np.ndarray:
             try:
-                return pixels_to_frame(kind, read_png_rgb(layout.frame_file(stream, t)), near[t], far[t])
+                return read_png_frame(frame_path(t), kind, near[t], far[t])
             except FormatError as exc:
                 raise exc.located(field=where) from None
 
         pixel_shape, dtype = STREAM_FRAMES[kind]
-        return LazyFrames(
-            load, T, (*hw, *pixel_shape), dtype, describe=lambda t: str(layout.frame_file(stream, t))
-        )
+        return LazyFrames(load, T, (*hw, *pixel_shape), dtype, describe=frame_path)
 
 
 def check_frame_files(stream: Path, T: int, where: str) -> None:

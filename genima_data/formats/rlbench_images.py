@@ -33,8 +33,9 @@ def png_size(path: Path) -> tuple[int, int]:
     return int(width), int(height)
 
 
-def read_png_rgb(path: Path) -> np.ndarray:
-    """An 8-bit 3-channel PNG as HxWx3 uint8 RGB; one-line FormatError if missing, corrupt or not RGB."""
+def read_png_bgr(path: str | Path) -> np.ndarray:
+    """An 8-bit 3-channel PNG as OpenCV decodes it (HxWx3 uint8, BGR); one-line FormatError if missing,
+    corrupt or not 3-channel. This is the whole decoding cost; colour order is a later, cheap step."""
     try:
         data = np.fromfile(path, dtype=np.uint8)
     except OSError as exc:
@@ -45,7 +46,12 @@ def read_png_rgb(path: Path) -> np.ndarray:
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         channels = 1 if image.ndim == 2 else image.shape[2]
         raise FormatError(f"expected an 8-bit RGB PNG, got {channels} channel(s) of {image.dtype}", file=path)
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    return image
+
+
+def read_png_rgb(path: str | Path) -> np.ndarray:
+    """An 8-bit 3-channel PNG as HxWx3 uint8 RGB; one-line FormatError if missing, corrupt or not RGB."""
+    return cv2.cvtColor(read_png_bgr(path), cv2.COLOR_BGR2RGB)
 
 
 def _decode_quietly(data: np.ndarray) -> np.ndarray | None:
@@ -66,20 +72,29 @@ def encode_png_rgb(rgb: np.ndarray) -> bytes:
     return data.tobytes()
 
 
-def _packed_24bit(rgb: np.ndarray, to_little_endian: int) -> np.ndarray:
+def _packed_24bit(pixels: np.ndarray, to_little_endian: int) -> np.ndarray:
     """The 24-bit integers packed in (..., 3) pixels, as int32; `to_little_endian` orders the bytes low first.
 
     One OpenCV pass adds a fourth byte, read with the three as a little-endian uint32 (the fourth masked off).
     """
-    pixels = np.ascontiguousarray(rgb, dtype=np.uint8).reshape(-1, 1, 3)  # any leading shape, as one column
-    four = cv2.cvtColor(pixels, to_little_endian)
-    return (four.view("<u4") & 0xFFFFFF).astype(np.int32).reshape(np.shape(rgb)[:-1])
+    # any leading shape, as one row: OpenCV pays per row, so a one-pixel-wide column costs 15x more
+    row = np.ascontiguousarray(pixels, dtype=np.uint8).reshape(1, -1, 3)
+    packed = cv2.cvtColor(row, to_little_endian).view("<u4")
+    packed &= 0xFFFFFF
+    return packed.view(np.int32).reshape(np.shape(pixels)[:-1])  # below 2^24: the same value as int32
+
+
+def _metres(packed: np.ndarray, near: float, far: float) -> np.ndarray:
+    """RLBench's depth arithmetic on the 24-bit codes, in float64 and in place, cast to float32."""
+    metres = packed / DEPTH_SCALE
+    metres *= far - near
+    metres += near
+    return metres.astype(np.float32)
 
 
 def depth_from_png(packed: np.ndarray, near: float, far: float) -> np.ndarray:
-    """RLBench depth PNG pixels (HxWx3 uint8) to float32 metres."""
-    normalised = _packed_24bit(packed, cv2.COLOR_RGB2BGRA) / DEPTH_SCALE  # R is the high byte
-    return (near + normalised * (far - near)).astype(np.float32)
+    """RLBench depth PNG pixels (HxWx3 uint8 RGB) to float32 metres."""
+    return _metres(_packed_24bit(packed, cv2.COLOR_RGB2BGRA), near, far)  # R is the high byte
 
 
 def depth_to_png(metres: np.ndarray, near: float, far: float) -> np.ndarray:
@@ -90,7 +105,7 @@ def depth_to_png(metres: np.ndarray, near: float, far: float) -> np.ndarray:
 
 
 def mask_from_png(packed: np.ndarray) -> np.ndarray:
-    """RLBench mask PNG pixels (HxWx3 uint8) to int32 segmentation handles."""
+    """RLBench mask PNG pixels (HxWx3 uint8 RGB) to int32 segmentation handles."""
     return _packed_24bit(packed, cv2.COLOR_RGB2RGBA)  # R is the low byte
 
 
@@ -113,19 +128,28 @@ STREAM_FRAMES = {
 }  # per-pixel shape
 
 
-def pixels_to_frame(
-    kind: str, pixels: np.ndarray, near: float | None = None, far: float | None = None
+# cvtColor codes that put a BGR-decoded pixel's packed bytes low first (depth: R high; mask: R low)
+_LITTLE_ENDIAN_FROM_BGR = {"depth": cv2.COLOR_BGR2BGRA, "mask": cv2.COLOR_BGR2RGBA}
+
+
+def read_png_frame(
+    path: str | Path, kind: str, near: float | None = None, far: float | None = None
 ) -> np.ndarray:
-    """Decoded PNG pixels of an ``<cam>_<kind>`` folder to the store's frame (depth needs near/far)."""
-    if kind == "depth":
-        return depth_from_png(pixels, near, far)
-    return mask_from_png(pixels) if kind == "mask" else pixels
+    """One PNG of an ``<cam>_<kind>`` folder as the store's frame (depth needs near/far).
+
+    Depth and masks unpack straight from OpenCV's BGR decode, one colour pass instead of two.
+    """
+    bgr = read_png_bgr(path)
+    if kind == "rgb":
+        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    packed = _packed_24bit(bgr, _LITTLE_ENDIAN_FROM_BGR[kind])
+    return packed if kind == "mask" else _metres(packed, near, far)
 
 
 def frame_to_pixels(
     kind: str, frame: np.ndarray, near: float | None = None, far: float | None = None
 ) -> np.ndarray:
-    """Inverse of `pixels_to_frame`: the RGB pixels RLBench writes for a frame."""
+    """Inverse of `read_png_frame`: the RGB pixels RLBench writes for a frame."""
     if kind == "depth":
         return depth_to_png(frame, near, far)
     return mask_to_png(frame) if kind == "mask" else frame

@@ -248,16 +248,20 @@ class _ShardWriter:
 
     def __init__(self, path: Path, chunks: int) -> None:
         self._file = path.open("wb")
-        self._index = np.full((chunks, 2), _EMPTY, dtype="<u8")
+        self._chunks = chunks
+        self._entries: dict[int, tuple[int, int]] = {}  # numpy item assignment per chunk costs more than this
         self._offset = 0
 
     def add(self, j: int, data: bytes) -> None:
-        self._index[j] = (self._offset, len(data))
+        self._entries[j] = (self._offset, len(data))
         self._file.write(data)
         self._offset += len(data)
 
     def close(self) -> None:
-        index = self._index.tobytes()
+        table = np.full((self._chunks, 2), _EMPTY, dtype="<u8")
+        if self._entries:
+            table[list(self._entries)] = list(self._entries.values())
+        index = table.tobytes()
         self._file.write(index + google_crc32c.value(index).to_bytes(4, "little"))
         self._file.close()
 

@@ -11,6 +11,7 @@ from genima_data.formats.rlbench_images import (
     mask_from_png,
     mask_to_png,
     png_size,
+    read_png_frame,
     read_png_rgb,
 )
 
@@ -61,6 +62,17 @@ def test_png_round_trip_is_rgb_not_bgr(tmp_path):
     assert np.array_equal(read_png_rgb(path), rgb)
     assert cv2.imread(str(path))[0, 0].tolist() == [0, 0, 200]  # on disk it is a normal RGB PNG
     assert png_size(path) == (6, 4)
+
+
+def test_frames_unpacked_from_the_bgr_decode_match_the_rgb_functions(tmp_path):
+    rng = np.random.default_rng(1)
+    pixels = rng.integers(0, 256, size=(5, 7, 3), dtype=np.uint8)
+    path = tmp_path / "0.png"
+    path.write_bytes(encode_png_rgb(pixels))
+    assert np.array_equal(read_png_frame(path, "rgb"), pixels)
+    assert np.array_equal(read_png_frame(path, "mask"), mask_from_png(pixels))
+    depth = read_png_frame(path, "depth", NEAR, FAR)
+    assert depth.dtype == np.float32 and np.array_equal(depth, depth_from_png(pixels, NEAR, FAR))
 
 
 @pytest.mark.parametrize("damage", ["truncate", "garbage", "empty"])
