@@ -377,7 +377,8 @@ def _moving_extrinsics_map(cam: Camera) -> FieldMap:
 
 def _intrinsics_map(cam: Camera) -> FieldMap:
     def to_store(values: np.ndarray, ctx: _Context) -> dict[str, np.ndarray]:
-        K = np.stack([rlbench_camera_to_opencv(k, np.eye(4))[0] for k in values])
+        distinct = np.unique(np.asarray(values, dtype=np.float64).reshape(len(values), 9), axis=0)
+        K = np.stack([rlbench_camera_to_opencv(k.reshape(3, 3), np.eye(4))[0] for k in distinct])
         if not np.allclose(K, cam.K_array, rtol=INTRINSICS_TOLERANCE, atol=0):
             raise FormatError(f"camera '{cam.name}' intrinsics differ from the manifest's K {cam.K}")
         return {}
@@ -910,7 +911,7 @@ class RLBenchReader:
 
 def check_frame_files(stream: Path, T: int, where: str) -> None:
     """Raise unless `stream` holds exactly ``0.png`` … ``<T-1>.png``."""
-    names = [p.name for p in stream.iterdir() if not p.name.startswith(".")]
+    names = [n for n in os.listdir(stream) if not n.startswith(".")]
     odd = sorted(n for n in names if not layout.FRAME_PATTERN.match(n))
     if odd:
         raise FormatError(
