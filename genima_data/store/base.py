@@ -70,6 +70,7 @@ class FrameHandle(ABC):
         self._sources.clear()
 
 
+STORABLE_KINDS = "biuf"  # numpy dtype kinds both back-ends store and the zarr chunk writer encodes
 StructureKind = Literal["missing", "unknown", "camera", "dtype", "frames", "shape"]
 
 
@@ -112,6 +113,9 @@ def structure_problems(episode: Episode, manifest: Manifest) -> Iterator[tuple[S
         dtype = np.dtype(source.dtype)
         if spec.dtype is not None and dtype != np.dtype(spec.dtype):
             yield "dtype", StoreError(f"dtype is {dtype}, expected {spec.dtype}", episode=eid, field=path)
+        elif dtype.kind not in STORABLE_KINDS:
+            message = f"dtype {dtype} cannot be stored: arrays hold numbers or booleans (text: meta.extras)"
+            yield "dtype", StoreError(message, episode=eid, field=path)
         shape = tuple(source.shape)
         if not shape or shape[0] != T:
             yield (

@@ -288,6 +288,19 @@ def test_structurally_bad_episode_is_refused_and_nothing_is_written(
     assert not any(p.name.startswith(".tmp-") for p in (path / "episodes").iterdir())
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("values", [np.array(["grasp"] * 12), np.array([b"x"] * 12), np.full(12, None)])
+def test_text_in_an_extras_array_is_a_one_line_error_not_a_crash(
+    tmp_path, manifest, make_episode, backend, values
+):
+    path = store_path(tmp_path, backend)
+    ds = create_dataset(path, manifest)
+    ep = make_episode().with_arrays({"extras/phase": values})
+    with pytest.raises(StoreError, match=r"^episode episode0: extras/phase: dtype \S+ cannot be stored"):
+        ds.write_episode(ep)
+    assert not ds.has_episode("episode0")
+
+
 def test_unknown_camera_is_refused(tmp_path, manifest, make_episode):
     ds = create_dataset(tmp_path / "ds", manifest)
     ep = make_episode().with_arrays({"cameras/belly/rgb": np.zeros((12, 32, 32, 3), np.uint8)})
