@@ -81,7 +81,7 @@ def _packed_24bit(pixels: np.ndarray, to_little_endian: int) -> np.ndarray:
     row = np.ascontiguousarray(pixels, dtype=np.uint8).reshape(1, -1, 3)
     packed = cv2.cvtColor(row, to_little_endian).view("<u4")
     packed &= 0xFFFFFF
-    return packed.view(np.int32).reshape(np.shape(pixels)[:-1])  # below 2^24: the same value as int32
+    return packed.view("<i4").reshape(np.shape(pixels)[:-1])  # below 2^24: the same value as int32
 
 
 def _metres(packed: np.ndarray, near: float, far: float) -> np.ndarray:
