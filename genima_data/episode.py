@@ -99,7 +99,7 @@ class LazyFrames:
         if isinstance(index, slice):
             ts = range(*index.indices(len(self)))
         else:
-            ts = [frame_number(int(t), len(self)) for t in np.asarray(index).reshape(-1)]
+            ts = [frame_number(t, len(self)) for t in np.asarray(index).reshape(-1)]
         out = np.empty((len(ts), *self.shape[1:]), dtype=self.dtype)
         for i, t in enumerate(ts):
             out[i] = self._frame(t)

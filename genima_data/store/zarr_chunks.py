@@ -171,8 +171,7 @@ class DirectArray:
 
     # ------------------------------------------------------------ writing
     def write(self, source: ArraySource) -> None:
-        """Write every row of `source` (same shape), a bounded block at a time."""
-        self.directory.mkdir(parents=True, exist_ok=True)
+        """Write every row of `source` (same shape) into the array's directory, a bounded block at a time."""
         if self.shard_rows is not None:
             self._write_shards(source, self.shard_rows)
             return
