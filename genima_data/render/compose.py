@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from genima_data.errors import GenimaDataError
+from genima_data.render.pixels import put_pixels, take_pixels
 
 GENIMA_TILE_ORDER: tuple[tuple[str, str], tuple[str, str]] = (
     ("wrist", "front"),
@@ -169,9 +170,6 @@ class TextureSource:
         return np.ascontiguousarray(texture[..., rng.permutation(3)])
 
 
-_PIXEL = np.dtype((np.void, 3))  # one RGB pixel as a single item
-
-
 def spheres_over(
     sphere_rgb: np.ndarray,
     alpha: np.ndarray,
@@ -189,15 +187,13 @@ def spheres_over(
     if base.shape != sphere_rgb.shape:
         raise GenimaDataError(f"image is {base.shape}, the spheres {sphere_rgb.shape}", field="image")
     out = base if in_place else np.array(base, dtype=np.uint8, copy=True)
-    flat_out, flat_alpha = out.reshape(-1, 3), alpha.reshape(-1)
+    flat_alpha = alpha.reshape(-1)
     covered = np.flatnonzero(flat_alpha > 0)  # a bool mask first: nonzero on floats is ~6x slower
     w = np.asarray(weight, np.float32).reshape(-1)
     w = w[covered // (flat_alpha.size // w.size)][:, None]  # one weight per image of the stack
-    # np.take and np.put move whole pixels (3-byte items) ~4x faster than fancy indexing of rows
-    spheres = np.take(sphere_rgb.reshape(-1, 3), covered, axis=0)
-    under = np.take(flat_out, covered, axis=0)
+    spheres, under = take_pixels(sphere_rgb, covered), take_pixels(out, covered)
     blended = np.clip(np.rint(w * spheres + (1.0 - w * flat_alpha[covered, None]) * under), 0, 255)
-    np.put(flat_out.view(_PIXEL).reshape(-1), covered, blended.astype(np.uint8).view(_PIXEL).reshape(-1))
+    put_pixels(out, covered, blended.astype(np.uint8))
     return out
 
 

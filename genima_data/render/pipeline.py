@@ -129,8 +129,8 @@ class TargetStream:
         block = self.layers.block(start, stop)
         if self.kind == "rgb":
             rgb = self.layers.episode[f"cameras/{self.layers.camera}/rgb"]
-            # frame by frame: stores decode single frames on their fastest path
-            return block.over(np.stack([np.asarray(rgb[t]) for t in range(start, stop)]), in_place=True)
+            # a block read decodes into one fresh array; copied only if a source returned a view
+            return block.over(np.require(rgb[start:stop], np.uint8, ["C", "W", "O"]), in_place=True)
         return random_backgrounds(block, self.layers.episode.episode_id, self.textures, self.min_weight)
 
 

@@ -34,6 +34,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from genima_data.render.pixels import put_pixels, take_pixels
 from genima_data.schema import Distortion
 
 TEXTURE_WIDTH = 256
@@ -276,7 +277,7 @@ def _instances(
     centres: np.ndarray, radii: np.ndarray, rotations: np.ndarray, colours: np.ndarray
 ) -> _Instances:
     F, S = centres.shape[:2]
-    frame, index = np.meshgrid(np.arange(F), np.arange(S), indexing="ij")
+    frame, index = np.divmod(np.arange(F * S), S)  # frame-major, as the reshapes below
     centre = centres.reshape(-1, 3).astype(np.float64)
     radius = np.broadcast_to(radii, (F, S)).reshape(-1).astype(np.float64)
     x_axis = rotations.reshape(-1, 3, 3)[:, :, 0].astype(np.float64)
@@ -287,8 +288,8 @@ def _instances(
     distance, radius = distance[keep], radius[keep]
     colour = colours.reshape(-1, 3)[keep].astype(np.uint8)
     return _Instances(
-        frame=frame.reshape(-1)[keep],
-        index=index.reshape(-1)[keep].astype(np.int16),
+        frame=frame[keep],
+        index=index[keep].astype(np.int16),
         centre=centre[keep],
         radius=radius,
         x_axis=x_axis[keep],
@@ -351,7 +352,7 @@ def _shade(t: np.ndarray, across: np.ndarray, inst: np.ndarray, spheres: _Instan
     """Flat colour x stripe texture at hit distances t along rays with ray · x_axis = across, (n, 3) uint8."""
     x_local = t * across - spheres.centre_x[inst]
     coloured = stripe_coloured((x_local / spheres.radius[inst] + 1.0) / 2.0)
-    return spheres.palette[2 * inst + coloured]
+    return take_pixels(spheres.palette, 2 * inst + coloured)
 
 
 def _nearest(key: np.ndarray, t: np.ndarray, zbuffer: np.ndarray) -> np.ndarray:
@@ -421,7 +422,7 @@ def _render_chunk(
     key = keys.reshape(-1)[hit]
     win = _nearest(key, t[hit], tables.zbuffer(alpha.size))
     key, inst = key[win], inst[win]
-    rgb[key] = _shade(t[hit[win]], found.across.reshape(-1)[hit[win]], inst, spheres)
+    put_pixels(rgb, key, _shade(t[hit[win]], found.across.reshape(-1)[hit[win]], inst, spheres))
     alpha[key] = 1.0
     sphere_id[key] = spheres.index[inst]
     if supersample > 1:
@@ -463,7 +464,7 @@ def _antialias(
     slot = np.searchsorted(pixels, key[win])
     total = np.zeros((pixels.size, 3))
     np.add.at(total, slot, _shade(t[win], across, inst[win], spheres).astype(np.float64))
-    rgb[pixels] = np.rint(total / n_sub).astype(np.uint8)
+    put_pixels(rgb, pixels, np.rint(total / n_sub).astype(np.uint8))
     alpha[pixels] = (np.bincount(slot, minlength=pixels.size) / n_sub).astype(np.float32)
 
 

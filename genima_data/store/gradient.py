@@ -39,40 +39,48 @@ def has_colour(shape: tuple[int, ...]) -> bool:
 
 def encode_gradient(frames: np.ndarray, colour: bool) -> np.ndarray:
     """Residuals of uint8 frames (..., H, W[, 3]); `colour` says the last axis is RGB."""
-    x = np.array(frames, dtype=np.uint8)  # a copy: the colour step writes in place
-    if colour:
-        x[..., 0] -= x[..., 1]
-        x[..., 2] -= x[..., 1]
+    x = np.ascontiguousarray(frames, dtype=np.uint8)
+    if colour:  # red and blue relative to green (a new array: the caller's frames are never written)
+        x = np.subtract(x, _green_on_red_and_blue(x))
     rows, cols = (-3, -2) if colour else (-2, -1)
     up = x.copy()
-    _slice(up, rows, 1, None)[...] -= _slice(x, rows, None, -1)
+    np.subtract(_slice(x, rows, 1, None), _slice(x, rows, None, -1), out=_slice(up, rows, 1, None))
     residual = up.copy()
-    _slice(residual, cols, 1, None)[...] -= _slice(up, cols, None, -1)
+    np.subtract(_slice(up, cols, 1, None), _slice(up, cols, None, -1), out=_slice(residual, cols, 1, None))
     return residual
 
 
-def decode_gradient(residuals: np.ndarray, colour: bool) -> np.ndarray:
-    """Frames from `encode_gradient`'s residuals (same shape)."""
+def decode_gradient(residuals: np.ndarray, colour: bool, out: np.ndarray | None = None) -> np.ndarray:
+    """Frames from `encode_gradient`'s residuals (same shape), into `out` (C-contiguous uint8) if given."""
     residuals = np.asarray(residuals, dtype=np.uint8)
+    if out is None:
+        out = np.empty_like(residuals)
+    elif out.shape != residuals.shape or out.dtype != np.uint8 or not out.flags.c_contiguous:
+        raise ValueError(f"out must be a C-contiguous uint8 array of shape {residuals.shape}")
     frame_shape = residuals.shape[-3:] if colour else residuals.shape[-2:]
-    flat = residuals.reshape(-1, *frame_shape)
-    out = np.empty_like(flat)
-    for i, frame in enumerate(flat):
-        out[i] = _prefix_sum_2d(_undo_colour(frame) if colour else frame)
-    return out.reshape(residuals.shape)
+    for frame, dest in zip(residuals.reshape(-1, *frame_shape), out.reshape(-1, *frame_shape), strict=True):
+        _prefix_sum_2d(frame, dest)
+        if colour:  # the prefix sum is linear mod 256: green goes back onto red and blue after it
+            np.add(dest, _green_on_red_and_blue(dest), out=dest)
+    return out
 
 
-def _undo_colour(frame: np.ndarray) -> np.ndarray:
-    # the prefix sum is linear mod 256, so green goes back onto red and blue before it, on whole planes
-    red, green, blue = cv2.split(frame)
-    return cv2.merge((red + green, green, blue + green))
+_GREEN_TO_RED_AND_BLUE = np.array([[0, 1, 0], [0, 0, 0], [0, 1, 0]], np.float32)
 
 
-def _prefix_sum_2d(frame: np.ndarray) -> np.ndarray:
+def _green_on_red_and_blue(x: np.ndarray) -> np.ndarray:
+    """(g, 0, g) for every (r, g, b) pixel of C-contiguous uint8 (..., W, 3) data: exact, in one OpenCV
+    pass over the interleaved pixels (splitting the channels costs more than the whole prefix sum)."""
+    flat = x.reshape(-1, x.shape[-2], 3)
+    return cv2.transform(flat, _GREEN_TO_RED_AND_BLUE).reshape(x.shape)
+
+
+def _prefix_sum_2d(frame: np.ndarray, out: np.ndarray) -> None:
     h, w = frame.shape[:2]
     if h * w <= _INT32_SAFE_PIXELS:
-        return cv2.integral(frame, sdepth=cv2.CV_32S)[1:, 1:].astype(np.uint8)
-    return cv2.integral(frame, sdepth=cv2.CV_64F)[1:, 1:].astype(np.int64).astype(np.uint8)
+        np.copyto(out, cv2.integral(frame, sdepth=cv2.CV_32S)[1:, 1:], casting="unsafe")  # wraps mod 256
+    else:
+        np.copyto(out, cv2.integral(frame, sdepth=cv2.CV_64F)[1:, 1:].astype(np.int64), casting="unsafe")
 
 
 def _slice(a: np.ndarray, axis: int, start: int | None, stop: int | None) -> np.ndarray:

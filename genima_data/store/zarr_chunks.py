@@ -117,6 +117,9 @@ class DirectArray:
         self.dtype = np.dtype(meta["data_type"])
         self.stored_dtype = self.dtype.newbyteorder(byteorder)
         self._indexes: dict[int, np.ndarray] = {}
+        # chunk file names as plain strings: building a Path per frame read cost as much as the pread
+        self._key_prefix = os.path.join(directory, f"c{self.separator}")
+        self._key_suffix = "".join(f"{self.separator}0" for _ in self.shape[1:])
 
     @classmethod
     def for_array(cls, directory: Path, meta: dict[str, Any]) -> DirectArray | None:
@@ -146,8 +149,8 @@ class DirectArray:
         return cls(directory, meta) if all(c["name"] in known for c in codecs) else None
 
     # ------------------------------------------------------------ encoding
-    def _key(self, k: int) -> Path:
-        return self.directory / self.separator.join(["c", str(k), *("0" for _ in self.shape[1:])])
+    def _key(self, k: int) -> str:
+        return f"{self._key_prefix}{k}{self._key_suffix}"
 
     def _encode(self, rows: np.ndarray) -> bytes:
         arr = np.ascontiguousarray(rows, dtype=self.stored_dtype)
@@ -158,13 +161,18 @@ class DirectArray:
             data = codec.encode(data)
         return bytes(data)
 
-    def _decode(self, data: bytes, rows: int) -> np.ndarray:
+    def _decode(self, data: bytes, out: np.ndarray) -> None:
+        """Decode one chunk into `out` (its rows, native byte order)."""
         for codec in reversed(self.bytes_codecs):
             data = codec.decode(data)
-        arr = np.frombuffer(data, dtype=self.stored_dtype).reshape(rows, *self.shape[1:])
+        arr = np.frombuffer(data, dtype=self.stored_dtype).reshape(out.shape)
         if self.gradient is not None:
-            return decode_gradient(arr, self.gradient.colour)
-        return arr.astype(self.dtype.newbyteorder("="))
+            decode_gradient(arr, self.gradient.colour, out=out)
+        else:
+            np.copyto(out, arr)
+
+    def _empty(self, rows: int) -> np.ndarray:
+        return np.empty((rows, *self.shape[1:]), dtype=self.dtype.newbyteorder("="))
 
     def _fill(self, rows: int) -> np.ndarray:
         return np.full((rows, *self.shape[1:]), self.fill_value, dtype=self.dtype.newbyteorder("="))
@@ -180,7 +188,8 @@ class DirectArray:
                 rows = block[offset : offset + self.chunk_rows]
                 if len(rows) < self.chunk_rows:  # zarr chunks are whole: pad the last one
                     rows = np.concatenate([rows, self._fill(self.chunk_rows - len(rows))])
-                self._key((start + offset) // self.chunk_rows).write_bytes(self._encode(rows))
+                with open(self._key((start + offset) // self.chunk_rows), "wb") as f:
+                    f.write(self._encode(rows))
 
     def _write_shards(self, source: ArraySource, shard_rows: int) -> None:
         rows = (row for _, _, block in iter_blocks(source) for row in block)
@@ -197,11 +206,12 @@ class DirectArray:
         if stop <= start:
             return self._fill(0)
         if self.shard_rows is not None:
-            rows, frames = self.shard_rows, []
+            rows, out = self.shard_rows, self._empty(stop - start)  # frames decode straight into it
             for shard in range(start // rows, (stop - 1) // rows + 1):
                 base = shard * rows  # first frame of the shard
-                frames += self._shard_frames(shard, rows, max(start - base, 0), min(stop - base, rows))
-            return np.stack(frames)
+                first, last = max(start - base, 0), min(stop - base, rows)
+                self._shard_frames(shard, rows, first, out[base + first - start : base + last - start])
+            return out
         first, last = start // self.chunk_rows, (stop - 1) // self.chunk_rows
         chunks = [self._chunk(k) for k in range(first, last + 1)]
         skip = start - first * self.chunk_rows
@@ -212,41 +222,46 @@ class DirectArray:
         if self.shard_rows is None:
             return self._chunk(t // self.chunk_rows)[t % self.chunk_rows]
         shard, j = divmod(t, self.shard_rows)
-        return self._shard_frames(shard, self.shard_rows, j, j + 1)[0]
+        out = self._empty(1)
+        self._shard_frames(shard, self.shard_rows, j, out)
+        return out[0]
 
-    def _shard_frames(self, shard: int, rows: int, first: int, stop: int) -> list[np.ndarray]:
-        """Frames [first, stop) of one shard of `rows` frames: one open; the index is read once per array."""
+    def _shard_frames(self, shard: int, rows: int, first: int, out: np.ndarray) -> None:
+        """Frames [first, first + len(out)) of a shard of `rows` frames into `out`; the index is read once."""
         path = self._key(shard)
         try:
             fd = os.open(path, os.O_RDONLY)
         except FileNotFoundError:  # zarr does not write shards that hold only the fill value
-            return list(self._fill(stop - first))
+            out[...] = self.fill_value
+            return
         try:
             index = self._indexes.get(shard)
             if index is None:
                 index = self._indexes[shard] = _read_shard_index(fd, path, rows)
-            return [self._shard_chunk(fd, int(offset), int(n)) for offset, n in index[first:stop]]
+            for frame, (offset, nbytes) in zip(out, index[first : first + len(out)], strict=True):
+                if offset == _EMPTY:  # a chunk zarr left out: it holds only the fill value
+                    frame[...] = self.fill_value
+                else:
+                    self._decode(os.pread(fd, int(nbytes), int(offset)), frame[None])
         finally:
             os.close(fd)
 
-    def _shard_chunk(self, fd: int, offset: int, nbytes: int) -> np.ndarray:
-        if offset == _EMPTY:  # a chunk zarr left out: it holds only the fill value
-            return self._fill(1)[0]
-        return self._decode(os.pread(fd, nbytes, offset), 1)[0]
-
     def _chunk(self, k: int) -> np.ndarray:
         try:
-            data = self._key(k).read_bytes()
+            with open(self._key(k), "rb") as f:
+                data = f.read()
         except FileNotFoundError:  # zarr does not write chunks equal to the fill value
             return self._fill(self.chunk_rows)
-        return self._decode(data, self.chunk_rows)
+        out = self._empty(self.chunk_rows)
+        self._decode(data, out)
+        return out
 
 
 class _ShardWriter:
     """Appends encoded chunks to one shard file, then the index of (offset, nbytes) pairs and its crc32c."""
 
-    def __init__(self, path: Path, chunks: int) -> None:
-        self._file = path.open("wb")
+    def __init__(self, path: str, chunks: int) -> None:
+        self._file = open(path, "wb")  # noqa: SIM115 (closed in close())
         self._chunks = chunks
         self._entries: dict[int, tuple[int, int]] = {}  # numpy item assignment per chunk costs more than this
         self._offset = 0
@@ -265,7 +280,7 @@ class _ShardWriter:
         self._file.close()
 
 
-def _read_shard_index(fd: int, path: Path, chunks: int) -> np.ndarray:
+def _read_shard_index(fd: int, path: str, chunks: int) -> np.ndarray:
     size = chunks * 16 + 4
     end = os.fstat(fd).st_size
     data = os.pread(fd, size, end - size) if end >= size else b""

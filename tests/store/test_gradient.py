@@ -28,6 +28,22 @@ def test_gradient_transform_is_exact_on_any_uint8_frames(data, shape, colour):
     assert np.array_equal(decode_gradient(encode_gradient(frames, colour), colour), frames)
 
 
+def test_gradient_decodes_into_a_given_array_and_refuses_one_it_cannot_fill():
+    frames = np.random.default_rng(0).integers(0, 256, (2, 9, 7, 3), np.uint8)
+    out = np.zeros_like(frames)
+    assert decode_gradient(encode_gradient(frames, True), True, out=out) is out
+    assert np.array_equal(out, frames)
+    with pytest.raises(ValueError, match="C-contiguous uint8"):
+        decode_gradient(encode_gradient(frames, True), True, out=np.zeros((2, 9, 14, 3), np.uint8)[:, :, ::2])
+
+
+def test_gradient_is_exact_on_frames_too_large_for_a_32_bit_prefix_sum():
+    # above 2**31 / 255 pixels the prefix sum runs in float64 (exact up to 2**53), then wraps
+    frame = np.full((2901, 2903), 255, np.uint8)
+    frame[::7] = np.arange(2903, dtype=np.uint8)
+    assert np.array_equal(decode_gradient(encode_gradient(frame, False), False), frame)
+
+
 def test_gradient_residuals_of_a_smooth_image_are_zero_away_from_the_border():
     y, x = np.mgrid[0:16, 0:16]
     plane = np.stack([2 * x + y, x + 3 * y, 5 + x], axis=-1).astype(np.uint8)

@@ -142,3 +142,20 @@ def test_reads_spanning_several_shards_and_empty_chunks_are_exact(tmp_path):
     assert direct is not None and direct.shard_rows == 4
     assert np.array_equal(direct.rows(1, 6), frames[1:6])
     assert np.array_equal(direct.row(5), frames[5])
+
+
+def test_a_shard_file_zarr_left_out_reads_as_the_fill_value(tmp_path):
+    frames = FRAMES.copy()
+    frames[4:] = 0  # the second shard holds only the fill value: zarr-python writes no file for it
+    array = zarr.create_array(
+        LocalStore(tmp_path / "a"),
+        shape=frames.shape,
+        dtype=frames.dtype,
+        chunks=(1, *frames.shape[1:]),
+        shards=(4, *frames.shape[1:]),
+        chunk_key_encoding={"name": "default", "separator": CHUNK_SEPARATOR},
+    )
+    array[...] = frames
+    assert not (tmp_path / "a" / "c.1.0.0.0").exists()
+    direct = DirectArray.for_array(tmp_path / "a", json.loads((tmp_path / "a" / NODE).read_text()))
+    assert np.array_equal(direct.rows(2, 6), frames[2:6]) and not direct.row(5).any()
