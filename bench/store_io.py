@@ -329,7 +329,8 @@ def suite_table(suite: Suite) -> Table:
 def markdown_table(suites: Sequence[Suite]) -> str:
     """All suites as one Markdown table (for the README)."""
     columns = ["frames", "size", *_columns(suites[0])]
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    header = [c.replace(" | ", r" \| ") for c in columns]  # a bare pipe would split the cell
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(columns)]
     for suite in suites:
         for row in _rows(suite):
             lines.append(

@@ -8,7 +8,7 @@ defaults were chosen with `bench/store_io.py` (README has the table):
   size, and it is undone in one vectorised prefix sum. zarr records it as the registered codec
   ``genima_data.gradient``; HDF5, which has no Python filters, stores the residuals and the store undoes
   them on read. 0.92-0.95x PNG's size on camera photographs, 1.1-1.2x on simulator frames; reads
-  2.5-3.5x faster than PNG.
+  2.8-4.6x faster than PNG.
 * ``blosc-zstd`` (byte stream as is) reads up to 1.5x faster than ``gradient-zstd`` at 1.2-1.6x PNG's size;
   HDF5 ``blosc-lz4`` reads fastest (6-11x PNG) at twice PNG's size.
 * numeric arrays, both back-ends: ``blosc-lz4`` with byte shuffle. Depth (float32 metres with noisy

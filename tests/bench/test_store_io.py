@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -20,6 +22,9 @@ def test_bench_runs_every_layout_and_reads_back_bit_exact(tmp_path, capsys):
     assert sum(m.default for m in suite.measurements) == 2  # one default per back-end
     out = capsys.readouterr().out
     assert "sim frames, 16x16, 6 frames" in out and "| sim | 16² | zarr | gradient-zstd (default) |" in out
+    markdown = [line for line in out.splitlines() if line.startswith("| ")]
+    cells = {len(re.split(r"(?<!\\)\|", line)) for line in markdown}
+    assert len(markdown) == 8 and len(cells) == 1  # header and rows split into the same columns
     assert list(tmp_path.iterdir()) == []  # the bench cleans up after itself
 
 
