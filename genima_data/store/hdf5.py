@@ -80,6 +80,8 @@ class GradientDataset:
         if head is Ellipsis:  # the index may address any axis: decode everything, then apply it
             return decode_gradient(self.dataset[()], self._colour)[index]
         frames = decode_gradient(self.dataset[head], self._colour)
+        if not rest:  # the decoded array itself, not a view of it: callers may own and write it
+            return frames
         return frames[tuple(rest)] if isinstance(head, int | np.integer) else frames[(slice(None), *rest)]
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
