@@ -93,10 +93,9 @@ class DirectArray:
     """Reads and writes the chunks of a (T, ...) array chunked along T only, straight from/to its files."""
 
     def __init__(self, directory: Path, meta: dict[str, Any]) -> None:
-        self.directory = directory
         self.shape = tuple(meta["shape"])
         self.fill_value = meta.get("fill_value", 0)
-        self.separator = meta["chunk_key_encoding"].get("configuration", {}).get("separator", "/")
+        separator = meta["chunk_key_encoding"].get("configuration", {}).get("separator", "/")
         outer_rows = meta["chunk_grid"]["configuration"]["chunk_shape"][0]
         codecs = meta["codecs"]
         self.shard_rows: int | None = None
@@ -116,10 +115,11 @@ class DirectArray:
                 self.bytes_codecs.append(_BYTES_CODECS[name](conf))
         self.dtype = np.dtype(meta["data_type"])
         self.stored_dtype = self.dtype.newbyteorder(byteorder)
+        self._native_dtype = self.dtype.newbyteorder("=")  # what reads return
         self._indexes: dict[int, np.ndarray] = {}
         # chunk file names as plain strings: building a Path per frame read cost as much as the pread
-        self._key_prefix = os.path.join(directory, f"c{self.separator}")
-        self._key_suffix = "".join(f"{self.separator}0" for _ in self.shape[1:])
+        self._key_prefix = os.path.join(directory, f"c{separator}")
+        self._key_suffix = "".join(f"{separator}0" for _ in self.shape[1:])
 
     @classmethod
     def for_array(cls, directory: Path, meta: dict[str, Any]) -> DirectArray | None:
@@ -172,10 +172,10 @@ class DirectArray:
             np.copyto(out, arr)
 
     def _empty(self, rows: int) -> np.ndarray:
-        return np.empty((rows, *self.shape[1:]), dtype=self.dtype.newbyteorder("="))
+        return np.empty((rows, *self.shape[1:]), dtype=self._native_dtype)
 
     def _fill(self, rows: int) -> np.ndarray:
-        return np.full((rows, *self.shape[1:]), self.fill_value, dtype=self.dtype.newbyteorder("="))
+        return np.full((rows, *self.shape[1:]), self.fill_value, dtype=self._native_dtype)
 
     # ------------------------------------------------------------ writing
     def write(self, source: ArraySource) -> None:
