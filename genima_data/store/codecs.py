@@ -39,12 +39,14 @@ DEFAULT_CODECS: dict[Backend, dict[Kind, str]] = {
     "zarr": {"image": "gradient-zstd", "array": "blosc-lz4"},
 }
 
+ZSTD_FILTER = 32015  # HDF5's registered id of the zstd filter
+
 # HDF5 filter ids registered by hdf5plugin, for messages about files whose filter cannot be loaded
 HDF5_PLUGIN_FILTERS: dict[int, str] = {
     32001: "blosc",
     32004: "lz4",
     32008: "bitshuffle",
-    32015: "zstd",
+    ZSTD_FILTER: "zstd",
     32026: "blosc2",
     307: "bzip2",
 }

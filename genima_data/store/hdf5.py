@@ -19,9 +19,10 @@ import h5py
 import numpy as np
 
 from genima_data.atomic import TMP_PREFIX, atomic_output, atomic_write_text, remove_path, remove_temporaries
-from genima_data.episode import ArraySource, Episode
+from genima_data.episode import ArraySource, Episode, frame_number
 from genima_data.errors import StoreError
 from genima_data.schema import FORMAT_VERSION, EpisodeMeta
+from genima_data.store import zstd_frames
 from genima_data.store.base import (
     ArrayAttrs,
     ArrayMap,
@@ -33,7 +34,7 @@ from genima_data.store.base import (
     meta_from_json,
     sorted_ids,
 )
-from genima_data.store.codecs import check_hdf5_filters
+from genima_data.store.codecs import ZSTD_FILTER, check_hdf5_filters
 from genima_data.store.gradient import decode_gradient, encode_gradient, has_colour
 
 MANIFEST = "manifest.json"
@@ -71,11 +72,15 @@ class GradientDataset:
         self.dtype = dataset.dtype
         self.attrs = dataset.attrs
         self._colour = has_colour(dataset.shape)
+        self._frame_chunks = _zstd_frame_chunks(dataset)
+        self._frame_nbytes = int(np.prod(self.shape[1:]))
 
     def __len__(self) -> int:
         return self.shape[0]
 
     def __getitem__(self, index: Any) -> np.ndarray:
+        if self._frame_chunks and isinstance(index, int | np.integer):
+            return self._frame(frame_number(index, self.shape[0]))
         head, *rest = index if isinstance(index, tuple) else (index,)
         if head is Ellipsis:  # the index may address any axis: decode everything, then apply it
             return decode_gradient(self.dataset[()], self._colour)[index]
@@ -87,6 +92,30 @@ class GradientDataset:
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         data = self[...]
         return data if dtype is None else data.astype(dtype)
+
+    def _frame(self, t: int) -> np.ndarray:
+        """Frame t from its raw chunk: HDF5's filter would create a zstd context per chunk."""
+        try:
+            skipped, data = self.dataset.id.read_direct_chunk((t,) + (0,) * (len(self.shape) - 1))
+        except RuntimeError:  # a chunk never written holds the fill value; HDF5 itself says what else
+            return decode_gradient(self.dataset[t], self._colour)
+        if not skipped & 1:  # bit 0 set: HDF5 stored this chunk without its zstd filter
+            data = zstd_frames.decompress(data, self._frame_nbytes)
+        return decode_gradient(np.frombuffer(data, np.uint8).reshape(self.shape[1:]), self._colour)
+
+
+def _zstd_frame_chunks(dataset: h5py.Dataset) -> bool:
+    """Whether each frame is one chunk behind HDF5's zstd filter alone (chunks GradientDataset reads raw)."""
+    plist = dataset.id.get_create_plist()
+    filters = [plist.get_filter(i)[0] for i in range(plist.get_nfilters())]
+    return dataset.chunks == (1, *dataset.shape[1:]) and filters == [ZSTD_FILTER]
+
+
+def _write_zstd_frames(dataset: h5py.Dataset, start: int, frames: np.ndarray, level: int) -> None:
+    """Frames as raw chunks from `start` on, compressed here as HDF5's zstd filter would (reused context)."""
+    zeros = (0,) * (frames.ndim - 1)
+    for t, frame in enumerate(frames, start):
+        dataset.id.write_direct_chunk((t, *zeros), zstd_frames.compress(frame.data, level))
 
 
 def _readable(dataset: h5py.Dataset) -> ArraySource:
@@ -225,8 +254,12 @@ class HDF5Dataset(Dataset):
         ds.attrs.update(attrs or {})
         ds.attrs["codec"] = spec.name
         colour = has_colour(shape)
+        direct = spec.gradient and _zstd_frame_chunks(ds)
         for start, stop, block in iter_blocks(source):
-            ds[start:stop] = encode_gradient(block, colour) if spec.gradient else block
+            if direct:
+                _write_zstd_frames(ds, start, encode_gradient(block, colour), spec.zstd_level)
+            else:
+                ds[start:stop] = encode_gradient(block, colour) if spec.gradient else block
 
     def _write_episode(self, episode: Episode) -> None:
         with atomic_output(self._episode_location(episode.episode_id)) as tmp, h5py.File(tmp, "w") as f:

@@ -34,6 +34,7 @@ from genima_data.store.base import iter_blocks
 from genima_data.store.codecs import Codec
 from genima_data.store.gradient import CODEC_NAME as GRADIENT
 from genima_data.store.gradient import GradientCodec, decode_gradient, encode_gradient
+from genima_data.store.zstd_frames import ZstdFrames
 
 NODE = "zarr.json"
 SHARDING = "sharding_indexed"
@@ -41,14 +42,15 @@ SHARDING = "sharding_indexed"
 # (older stores) are read the same way
 CHUNK_SEPARATOR = "."
 CHUNK_SEPARATORS = (".", "/")
-_EMPTY = np.uint64(2**64 - 1)  # shard index entry of a chunk that was never written
+_EMPTY = 2**64 - 1  # shard index entry of a chunk that was never written
 _INDEX_CODECS = [{"name": "bytes", "configuration": {"endian": "little"}}, {"name": "crc32c"}]
 
 _BLOSC_SHUFFLE = {"noshuffle": 0, "shuffle": 1, "bitshuffle": 2}
-_BYTES_CODECS: dict[str, Callable[[dict[str, Any]], Any]] = {
-    "zstd": lambda conf: numcodecs.Zstd(level=conf.get("level", 0), checksum=conf.get("checksum", False)),
-    "gzip": lambda conf: numcodecs.GZip(level=conf.get("level", 1)),
-    "blosc": lambda conf: numcodecs.Blosc(
+# codec factories from (configuration, bytes of a decoded chunk)
+_BYTES_CODECS: dict[str, Callable[[dict[str, Any], int], Any]] = {
+    "zstd": lambda conf, nbytes: ZstdFrames(conf.get("level", 0), conf.get("checksum", False), nbytes),
+    "gzip": lambda conf, _: numcodecs.GZip(level=conf.get("level", 1)),
+    "blosc": lambda conf, _: numcodecs.Blosc(
         cname=conf.get("cname", "zstd"),
         clevel=conf.get("clevel", 5),
         shuffle=_BLOSC_SHUFFLE[conf.get("shuffle", "noshuffle")],
@@ -105,6 +107,8 @@ class DirectArray:
         self.gradient: GradientCodec | None = None
         self.bytes_codecs: list[Any] = []
         byteorder = "<"
+        self.dtype = np.dtype(meta["data_type"])
+        chunk_nbytes = self.chunk_rows * int(np.prod(self.shape[1:], dtype=np.int64)) * self.dtype.itemsize
         for codec in codecs:
             name, conf = codec["name"], codec.get("configuration", {})
             if name == "bytes":
@@ -112,11 +116,10 @@ class DirectArray:
             elif name == GRADIENT:
                 self.gradient = GradientCodec.from_dict(codec)
             else:
-                self.bytes_codecs.append(_BYTES_CODECS[name](conf))
-        self.dtype = np.dtype(meta["data_type"])
+                self.bytes_codecs.append(_BYTES_CODECS[name](conf, chunk_nbytes))
         self.stored_dtype = self.dtype.newbyteorder(byteorder)
         self._native_dtype = self.dtype.newbyteorder("=")  # what reads return
-        self._indexes: dict[int, np.ndarray] = {}
+        self._indexes: dict[int, list[tuple[int, int]]] = {}
         # chunk file names as plain strings: building a Path per frame read cost as much as the pread
         self._key_prefix = os.path.join(directory, f"c{separator}")
         self._key_suffix = "".join(f"{separator}0" for _ in self.shape[1:])
@@ -242,7 +245,7 @@ class DirectArray:
                 if offset == _EMPTY:  # a chunk zarr left out: it holds only the fill value
                     frame[...] = self.fill_value
                 else:
-                    self._decode(os.pread(fd, int(nbytes), int(offset)), frame[None])
+                    self._decode(os.pread(fd, nbytes, offset), frame[None])
         finally:
             os.close(fd)
 
@@ -280,10 +283,11 @@ class _ShardWriter:
         self._file.close()
 
 
-def _read_shard_index(fd: int, path: str, chunks: int) -> np.ndarray:
+def _read_shard_index(fd: int, path: str, chunks: int) -> list[tuple[int, int]]:
+    """The shard's (offset, nbytes) per chunk, as Python ints (numpy scalars cost more per read)."""
     size = chunks * 16 + 4
     end = os.fstat(fd).st_size
     data = os.pread(fd, size, end - size) if end >= size else b""
     if len(data) != size or google_crc32c.value(data[:-4]) != int.from_bytes(data[-4:], "little"):
         raise StoreError("shard index is truncated or corrupt (crc32c mismatch)", file=path)
-    return np.frombuffer(data[:-4], dtype="<u8").reshape(chunks, 2)
+    return [tuple(entry) for entry in np.frombuffer(data[:-4], dtype="<u8").reshape(chunks, 2).tolist()]

@@ -13,9 +13,10 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from genima_data.errors import CodecUnavailableError, StoreError
-from genima_data.store import create_dataset, open_dataset
-from genima_data.store.codecs import check_zarr_codecs
+from genima_data.store import create_dataset, open_dataset, zstd_frames
+from genima_data.store.codecs import check_zarr_codecs, get_codec
 from genima_data.store.gradient import decode_gradient, encode_gradient
+from genima_data.store.hdf5 import GradientDataset
 
 frame_shapes = st.tuples(st.integers(1, 3), st.integers(1, 20), st.integers(1, 20))
 
@@ -117,3 +118,26 @@ def test_missing_gradient_codec_names_the_package_to_install():
         check_zarr_codecs(
             [{"name": "genima_data.not_yet_invented"}], file="ds.zarr", episode="e0", field="cameras/x/rgb"
         )
+
+
+def test_hdf5_frame_reads_decode_raw_chunks_stored_compressed_unfiltered_or_never_written(tmp_path):
+    frames = np.random.default_rng(0).integers(0, 256, (4, 6, 5, 3), dtype=np.uint8)
+    residuals = encode_gradient(frames, colour=True)
+    with h5py.File(tmp_path / "f.h5", "w") as f:
+        raw = f.create_dataset(
+            "rgb",
+            shape=frames.shape,
+            dtype=np.uint8,
+            chunks=(1, 6, 5, 3),
+            **get_codec("gradient-zstd").hdf5_kwargs(),
+        )
+        raw[0] = residuals[0]  # through HDF5's zstd filter
+        raw.id.write_direct_chunk((1, 0, 0, 0), zstd_frames.compress(residuals[1].tobytes(), 1))
+        # filter mask bit 0: HDF5 kept this chunk without its zstd filter (it may, for incompressible data)
+        raw.id.write_direct_chunk((2, 0, 0, 0), residuals[2].tobytes(), filter_mask=1)
+        source = GradientDataset(raw)  # frame 3 never written: the fill value, zero
+        assert [np.array_equal(source[t], frames[t]) for t in range(3)] == [True, True, True]
+        assert np.array_equal(source[3], np.zeros_like(frames[3]))
+        assert np.array_equal(source[-4], frames[0])
+        with pytest.raises(IndexError):
+            source[4]
