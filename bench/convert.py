@@ -38,6 +38,7 @@ from genima_data.convert import convert  # noqa: E402
 from genima_data.formats import rlbench_images as images  # noqa: E402
 from genima_data.formats.rlbench_pickle import load_pickle  # noqa: E402
 from genima_data.parallel import run_tasks  # noqa: E402
+from genima_data.store import zstd_frames  # noqa: E402
 from genima_data.store.gradient import encode_gradient  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data" / "rlbench_reach_target"
@@ -122,7 +123,7 @@ def codec_cost(folder: Path) -> dict[str, dict[str, float]]:
     frames = [images.read_png_rgb(p) for p in sorted(folder.glob("front_rgb/*.png"))]
 
     cost = {"png decode": lambda f: None}
-    cost["gradient-zstd (zstd 1)"] = lambda f: numcodecs.Zstd(level=1).encode(encode_gradient(f, True))
+    cost["gradient-zstd (zstd 1)"] = lambda f: zstd_frames.compress(encode_gradient(f, True).data, 1)
     cost["blosc-zstd (clevel 5)"] = lambda f: numcodecs.Blosc("zstd", 5, 1).encode(f.tobytes())
     out = {}
     for name, encode in cost.items():

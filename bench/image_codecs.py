@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from store_io import SEQUENCES, natural_available
 
+from genima_data.store import zstd_frames
 from genima_data.store.gradient import decode_gradient, encode_gradient
 
 Encode = Callable[[np.ndarray], bytes]
@@ -42,13 +43,13 @@ def png_bytes(frame: np.ndarray) -> bytes:
 
 def gradient_codec(level: int, frame_shape: tuple[int, ...]) -> tuple[Encode, Decode]:
     """The stores' gradient-zstd (at a chosen zstd level) for RGB frames of one shape."""
-    zstd = numcodecs.Zstd(level=level)
+    nbytes = int(np.prod(frame_shape))
 
     def encode(frame: np.ndarray) -> bytes:
-        return zstd.encode(encode_gradient(frame, colour=True))
+        return zstd_frames.compress(encode_gradient(frame, colour=True).data, level)
 
     def decode(data: bytes) -> np.ndarray:
-        residual = np.frombuffer(zstd.decode(data), np.uint8).reshape(frame_shape)
+        residual = np.frombuffer(zstd_frames.decompress(data, nbytes), np.uint8).reshape(frame_shape)
         return decode_gradient(residual, colour=True)
 
     return encode, decode
