@@ -198,10 +198,9 @@ class DirectArray:
         rows = (row for _, _, block in iter_blocks(source) for row in block)
         total = self.shape[0]
         for first in range(0, total, shard_rows):
-            writer = _ShardWriter(self._key(first // shard_rows), shard_rows)
-            for j, row in zip(range(min(shard_rows, total - first)), rows, strict=False):
-                writer.add(j, self._encode(row[None]))
-            writer.close()
+            with _ShardWriter(self._key(first // shard_rows), shard_rows) as writer:
+                for j, row in zip(range(min(shard_rows, total - first)), rows, strict=False):
+                    writer.add(j, self._encode(row[None]))
 
     # ------------------------------------------------------------ reading
     def rows(self, start: int, stop: int) -> np.ndarray:
@@ -261,10 +260,14 @@ class DirectArray:
 
 
 class _ShardWriter:
-    """Appends encoded chunks to one shard file, then the index of (offset, nbytes) pairs and its crc32c."""
+    """Appends encoded chunks to one shard file, then the index of (offset, nbytes) pairs and its crc32c.
+
+    A context manager: the index is written only when the block completes, so a shard left by a failure
+    has no valid index and reads as corrupt; the file is closed either way.
+    """
 
     def __init__(self, path: str, chunks: int) -> None:
-        self._file = open(path, "wb")  # noqa: SIM115 (closed in close())
+        self._file = open(path, "wb")  # noqa: SIM115 (closed in __exit__)
         self._chunks = chunks
         self._entries: dict[int, tuple[int, int]] = {}  # numpy item assignment per chunk costs more than this
         self._offset = 0
@@ -274,13 +277,20 @@ class _ShardWriter:
         self._file.write(data)
         self._offset += len(data)
 
-    def close(self) -> None:
+    def __enter__(self) -> _ShardWriter:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        with self._file:
+            if exc_type is None:
+                self._write_index()
+
+    def _write_index(self) -> None:
         table = np.full((self._chunks, 2), _EMPTY, dtype="<u8")
         if self._entries:
             table[list(self._entries)] = list(self._entries.values())
         index = table.tobytes()
         self._file.write(index + google_crc32c.value(index).to_bytes(4, "little"))
-        self._file.close()
 
 
 def _read_shard_index(fd: int, path: str, chunks: int) -> list[tuple[int, int]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numcodecs
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 import zarr
 from zarr.storage import LocalStore
 
+from genima_data.errors import StoreError
 from genima_data.store import create_dataset, open_dataset, zstd_frames
 from genima_data.store.base import iter_blocks
 from genima_data.store.codecs import get_codec
@@ -168,3 +170,27 @@ def test_a_shard_file_zarr_left_out_reads_as_the_fill_value(tmp_path):
     assert not (tmp_path / "a" / "c.1.0.0.0").exists()
     direct = DirectArray.for_array(tmp_path / "a", json.loads((tmp_path / "a" / NODE).read_text()))
     assert np.array_equal(direct.rows(2, 6), frames[2:6]) and not direct.row(5).any()
+
+
+def test_a_shard_interrupted_by_a_failing_encode_is_closed_and_never_reads_as_valid(tmp_path, monkeypatch):
+    meta = array_metadata(FRAMES.shape, FRAMES.dtype, 1, get_codec("gradient-zstd", "zarr"), {})
+    (tmp_path / "a").mkdir()
+    direct = DirectArray.for_array(tmp_path / "a", meta)
+    encode, calls = direct._encode, []
+
+    def fail_on_third_frame(rows):
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("encoder failed")
+        return encode(rows)
+
+    monkeypatch.setattr(direct, "_encode", fail_on_third_frame)
+    with pytest.raises(RuntimeError, match="encoder failed") as failure:
+        direct.write(FRAMES)
+    assert failure.tb is not None  # the traceback keeps the writer's frame alive: only closing frees the file
+    shard = os.path.realpath(tmp_path / "a" / "c.0.0.0.0")
+    if os.path.isdir("/proc/self/fd"):  # Linux: no descriptor of ours still points at the shard
+        open_files = {os.path.realpath(f"/proc/self/fd/{fd}") for fd in os.listdir("/proc/self/fd")}
+        assert shard not in open_files
+    with pytest.raises(StoreError, match=r"c\.0\.0\.0\.0: shard index is truncated or corrupt"):
+        DirectArray.for_array(tmp_path / "a", meta).row(0)
