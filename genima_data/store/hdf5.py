@@ -111,11 +111,12 @@ def _zstd_frame_chunks(dataset: h5py.Dataset) -> bool:
     return dataset.chunks == (1, *dataset.shape[1:]) and filters == [ZSTD_FILTER]
 
 
-def _write_zstd_frames(dataset: h5py.Dataset, start: int, frames: np.ndarray, level: int) -> None:
-    """Frames as raw chunks from `start` on, compressed here as HDF5's zstd filter would (reused context)."""
+def _write_residual_frames(dataset: h5py.Dataset, start: int, frames: np.ndarray, level: int) -> None:
+    """Residual frames as raw chunks from `start` on: zstd frames HDF5's filter reads, compressed here with a
+    reused context and the match finder tuned for residuals."""
     zeros = (0,) * (frames.ndim - 1)
     for t, frame in enumerate(frames, start):
-        dataset.id.write_direct_chunk((t, *zeros), zstd_frames.compress(frame.data, level))
+        dataset.id.write_direct_chunk((t, *zeros), zstd_frames.compress(frame.data, level, residuals=True))
 
 
 def _readable(dataset: h5py.Dataset) -> ArraySource:
@@ -257,7 +258,7 @@ class HDF5Dataset(Dataset):
         direct = spec.gradient and _zstd_frame_chunks(ds)
         for start, stop, block in iter_blocks(source):
             if direct:
-                _write_zstd_frames(ds, start, encode_gradient(block, colour), spec.zstd_level)
+                _write_residual_frames(ds, start, encode_gradient(block, colour), spec.zstd_level)
             else:
                 ds[start:stop] = encode_gradient(block, colour) if spec.gradient else block
 

@@ -46,11 +46,13 @@ _EMPTY = 2**64 - 1  # shard index entry of a chunk that was never written
 _INDEX_CODECS = [{"name": "bytes", "configuration": {"endian": "little"}}, {"name": "crc32c"}]
 
 _BLOSC_SHUFFLE = {"noshuffle": 0, "shuffle": 1, "bitshuffle": 2}
-# codec factories from (configuration, bytes of a decoded chunk)
-_BYTES_CODECS: dict[str, Callable[[dict[str, Any], int], Any]] = {
-    "zstd": lambda conf, nbytes: ZstdFrames(conf.get("level", 0), conf.get("checksum", False), nbytes),
-    "gzip": lambda conf, _: numcodecs.GZip(level=conf.get("level", 1)),
-    "blosc": lambda conf, _: numcodecs.Blosc(
+# codec factories from (configuration, bytes of a decoded chunk, whether the bytes are gradient residuals)
+_BYTES_CODECS: dict[str, Callable[[dict[str, Any], int, bool], Any]] = {
+    "zstd": lambda conf, nbytes, residuals: ZstdFrames(
+        conf.get("level", 0), conf.get("checksum", False), nbytes, residuals
+    ),
+    "gzip": lambda conf, *_: numcodecs.GZip(level=conf.get("level", 1)),
+    "blosc": lambda conf, *_: numcodecs.Blosc(
         cname=conf.get("cname", "zstd"),
         clevel=conf.get("clevel", 5),
         shuffle=_BLOSC_SHUFFLE[conf.get("shuffle", "noshuffle")],
@@ -116,7 +118,7 @@ class DirectArray:
             elif name == GRADIENT:
                 self.gradient = GradientCodec.from_dict(codec)
             else:
-                self.bytes_codecs.append(_BYTES_CODECS[name](conf, chunk_nbytes))
+                self.bytes_codecs.append(_BYTES_CODECS[name](conf, chunk_nbytes, self.gradient is not None))
         self.stored_dtype = self.dtype.newbyteorder(byteorder)
         self._native_dtype = self.dtype.newbyteorder("=")  # what reads return
         self._indexes: dict[int, list[tuple[int, int]]] = {}

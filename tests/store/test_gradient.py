@@ -141,3 +141,15 @@ def test_hdf5_frame_reads_decode_raw_chunks_stored_compressed_unfiltered_or_neve
         assert np.array_equal(source[-4], frames[0])
         with pytest.raises(IndexError):
             source[4]
+
+
+def test_hdf5_gradient_frames_are_written_as_residual_tuned_zstd_chunks(tmp_path, manifest, make_episode):
+    ds = create_dataset(tmp_path / "ds_h5", manifest)
+    episode = make_episode(frames=4)
+    ds.write_episode(episode)
+    ds.commit()
+    frames = episode["cameras/front/rgb"][:]
+    with h5py.File(tmp_path / "ds_h5/episodes/episode0.h5", "r") as f:
+        chunks = [f["cameras/front/rgb"].id.read_direct_chunk((t, 0, 0, 0))[1] for t in range(len(frames))]
+    residuals = encode_gradient(frames, colour=True)
+    assert chunks == [zstd_frames.compress(r.tobytes(), 1, residuals=True) for r in residuals]
