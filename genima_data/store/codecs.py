@@ -9,8 +9,8 @@ defaults were chosen with `bench/store_io.py` (README has the table):
   in one vectorised prefix sum. zarr records it as the registered codec ``genima_data.gradient``; HDF5,
   which has no Python filters, stores the residuals and the store undoes them on read. About 0.9x PNG's
   size on camera photographs, 1.05-1.15x on simulator frames; see docs/storage.md for read speeds.
-* ``blosc-zstd`` (byte stream as is) reads up to 1.5x faster than ``gradient-zstd`` at 1.2-1.6x PNG's size;
-  HDF5 ``blosc-lz4`` reads fastest (6-11x PNG) at twice PNG's size.
+* ``blosc-zstd`` (byte stream as is) is 1.2-1.6x PNG's size and decodes faster than ``gradient-zstd`` on
+  photographs only (bench/image_codecs.py); HDF5 ``blosc-lz4`` reads fastest (6-11x PNG) at twice PNG's size.
 * numeric arrays, both back-ends: ``blosc-lz4`` with byte shuffle. Depth (float32 metres with noisy
   mantissas) barely compresses past that: ``blosc-zstd`` level 5 is 4 % smaller but 8x slower to write
   and 4x slower to read, the largest cost of an RLBench conversion after PNG decoding.
@@ -32,8 +32,8 @@ from genima_data.store.gradient import GradientCodec, has_colour
 Backend = Literal["hdf5", "zarr"]
 Kind = Literal["image", "array"]
 
-# images: gradient-zstd is 35-45 % smaller than blosc-zstd and 2-4x faster to write; blosc-zstd reads up to
-# 1.5x faster (bench/store_io.py), so `--codec blosc-zstd` suits read-heavy training copies
+# images: gradient-zstd is 35-45 % smaller than blosc-zstd and 2-4x faster to write; blosc-zstd decodes faster
+# on photographs only (bench/image_codecs.py)
 DEFAULT_CODECS: dict[Backend, dict[Kind, str]] = {
     "hdf5": {"image": "gradient-zstd", "array": "blosc-lz4"},
     "zarr": {"image": "gradient-zstd", "array": "blosc-lz4"},
