@@ -7,8 +7,8 @@ defaults were chosen with `bench/store_io.py` (README has the table):
   (`genima_data.store.gradient`), then zstd level 1 with its match finder tuned for residuals
   (`genima_data.store.zstd_frames`): the predictor is what brings images near PNG's size, and it is undone
   in one vectorised prefix sum. zarr records it as the registered codec ``genima_data.gradient``; HDF5,
-  which has no Python filters, stores the residuals and the store undoes them on read. About 0.9x PNG's
-  size on camera photographs, 1.05-1.15x on simulator frames; see docs/storage.md for read speeds.
+  which has no Python filters, stores the residuals and the store undoes them on read. 0.89-0.97x PNG's
+  size on camera photographs, 1.07-1.16x on simulator frames; see docs/storage.md for read speeds.
 * ``blosc-zstd`` (byte stream as is) is 1.2-1.6x PNG's size and decodes faster than ``gradient-zstd`` on
   photographs only (bench/image_codecs.py); HDF5 ``blosc-lz4`` reads fastest (6-11x PNG) at twice PNG's size.
 * numeric arrays, both back-ends: ``blosc-lz4`` with byte shuffle. Depth (float32 metres with noisy

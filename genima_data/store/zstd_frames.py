@@ -8,7 +8,7 @@ Prediction residuals (`genima_data.store.gradient`) are compressed with level 1 
 residuals are short and mostly chance, and each match costs a sequence to decode. Taking matches of 7 or
 more bytes only, from a 256-entry hash table, leaves runs (flat image regions) matched and the rest to
 Huffman-coded literals: on 128² and 256² frames that compresses 1.3-3x faster, decodes 1.3-1.9x faster and
-comes out 1-4 % smaller than plain level 1 (bench/image_codecs.py).
+comes out 1-4 % smaller than plain level 1 (docs/storage.md; bench/image_codecs.py compares the two).
 """
 
 from __future__ import annotations
