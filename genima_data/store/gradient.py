@@ -13,6 +13,7 @@ HDF5 has no Python filters: there the store applies the transform itself (see `g
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -58,10 +59,11 @@ def decode_gradient(residuals: np.ndarray, colour: bool, out: np.ndarray | None 
     elif out.shape != residuals.shape or out.dtype != np.uint8 or not out.flags.c_contiguous:
         raise ValueError(f"out must be a C-contiguous uint8 array of shape {residuals.shape}")
     frame_shape = residuals.shape[-3:] if colour else residuals.shape[-2:]
+    if residuals.size == math.prod(frame_shape) > 0:  # one frame (a random read): skip the per-frame loop
+        _decode_frame(residuals.reshape(frame_shape), out.reshape(frame_shape), colour)
+        return out
     for frame, dest in zip(residuals.reshape(-1, *frame_shape), out.reshape(-1, *frame_shape), strict=True):
-        _prefix_sum_2d(frame, dest)
-        if colour:  # the prefix sum is linear mod 256: green goes back onto red and blue after it
-            np.add(dest, _green_on_red_and_blue(dest), out=dest)
+        _decode_frame(frame, dest, colour)
     return out
 
 
@@ -75,12 +77,15 @@ def _green_on_red_and_blue(x: np.ndarray) -> np.ndarray:
     return cv2.transform(flat, _GREEN_TO_RED_AND_BLUE).reshape(x.shape)
 
 
-def _prefix_sum_2d(frame: np.ndarray, out: np.ndarray) -> None:
+def _decode_frame(frame: np.ndarray, out: np.ndarray, colour: bool) -> None:
+    """One (H, W[, 3]) frame from its residuals into `out`: a 2-D prefix sum, then green back on."""
     h, w = frame.shape[:2]
     if h * w <= _INT32_SAFE_PIXELS:
         np.copyto(out, cv2.integral(frame, sdepth=cv2.CV_32S)[1:, 1:], casting="unsafe")  # wraps mod 256
     else:
         np.copyto(out, cv2.integral(frame, sdepth=cv2.CV_64F)[1:, 1:].astype(np.int64), casting="unsafe")
+    if colour:  # the prefix sum is linear mod 256: green goes back onto red and blue after it
+        np.add(out, cv2.transform(out, _GREEN_TO_RED_AND_BLUE), out=out)  # (H, W, 3) is one OpenCV image
 
 
 def _slice(a: np.ndarray, axis: int, start: int | None, stop: int | None) -> np.ndarray:
