@@ -73,8 +73,8 @@ _GREEN_TO_RED_AND_BLUE = np.array([[0, 1, 0], [0, 0, 0], [0, 1, 0]], np.float32)
 def _green_on_red_and_blue(x: np.ndarray) -> np.ndarray:
     """(g, 0, g) for every (r, g, b) pixel of C-contiguous uint8 (..., W, 3) data: exact, in one OpenCV
     pass over the interleaved pixels (splitting the channels costs more than the whole prefix sum)."""
-    flat = x.reshape(-1, x.shape[-2], 3)
-    return cv2.transform(flat, _GREEN_TO_RED_AND_BLUE).reshape(x.shape)
+    image = x if x.ndim == 3 else x.reshape(-1, x.shape[-2], 3)  # (H, W, 3) is one OpenCV image already
+    return cv2.transform(image, _GREEN_TO_RED_AND_BLUE).reshape(x.shape)
 
 
 def _decode_frame(frame: np.ndarray, out: np.ndarray, colour: bool) -> None:
@@ -85,7 +85,7 @@ def _decode_frame(frame: np.ndarray, out: np.ndarray, colour: bool) -> None:
     else:
         np.copyto(out, cv2.integral(frame, sdepth=cv2.CV_64F)[1:, 1:].astype(np.int64), casting="unsafe")
     if colour:  # the prefix sum is linear mod 256: green goes back onto red and blue after it
-        np.add(out, cv2.transform(out, _GREEN_TO_RED_AND_BLUE), out=out)  # (H, W, 3) is one OpenCV image
+        np.add(out, _green_on_red_and_blue(out), out=out)
 
 
 def _slice(a: np.ndarray, axis: int, start: int | None, stop: int | None) -> np.ndarray:
