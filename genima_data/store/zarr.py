@@ -62,12 +62,21 @@ def _read_node(directory: Path) -> dict[str, Any] | None:
 class ZarrArraySource:
     """A store array: metadata parsed up front; zarr-python opened only for reads DirectArray cannot do."""
 
-    def __init__(self, directory: Path, meta: dict[str, Any], *, file: str, episode: str, field: str) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        meta: dict[str, Any],
+        *,
+        file: str,
+        episode: str,
+        field: str,
+        keep_open: bool = False,
+    ) -> None:
         self._directory = directory
         self.shape = tuple(meta["shape"])
         self.dtype = np.dtype(meta["data_type"])
         self.attrs = meta.get("attributes", {})
-        self._direct = DirectArray.for_array(directory, meta)
+        self._direct = DirectArray.for_array(directory, meta, keep_open)
         if self._direct is None:
             check_zarr_codecs(meta["codecs"], file=file, episode=episode, field=field)
         self._array: zarr.Array | None = None
@@ -95,6 +104,11 @@ class ZarrArraySource:
         data = self[...]
         return data if dtype is None else data.astype(dtype)
 
+    def close(self) -> None:
+        """Close files kept open for reads (`keep_open`)."""
+        if self._direct is not None:
+            self._direct.close()
+
 
 def _array_nodes(root: Path) -> dict[str, dict[str, Any]]:
     """Logical path -> array metadata for every array below `root`."""
@@ -110,15 +124,25 @@ def _array_nodes(root: Path) -> dict[str, dict[str, Any]]:
 
 
 class _ZarrFrames(FrameHandle):
-    """Parses only the zarr.json of the arrays read; holds no file handles."""
+    """Parses only the zarr.json of the arrays read; keeps their shard files open until closed."""
 
     def _resolve(self, path: str) -> ArraySource:
         node = _read_node(self.location / path)
         if node is None or node.get("node_type") != "array":
             raise self.missing(path)
         return ZarrArraySource(
-            self.location / path, node, file=str(self.location), episode=self.episode_id, field=path
+            self.location / path,
+            node,
+            file=str(self.location),
+            episode=self.episode_id,
+            field=path,
+            keep_open=True,
         )
+
+    def close(self) -> None:
+        for source in self._sources.values():
+            source.close()
+        super().close()
 
 
 class ZarrDataset(Dataset):

@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -96,7 +97,7 @@ def array_metadata(
 class DirectArray:
     """Reads and writes the chunks of a (T, ...) array chunked along T only, straight from/to its files."""
 
-    def __init__(self, directory: Path, meta: dict[str, Any]) -> None:
+    def __init__(self, directory: Path, meta: dict[str, Any], keep_open: bool = False) -> None:
         self.shape = tuple(meta["shape"])
         self.fill_value = meta.get("fill_value", 0)
         separator = meta["chunk_key_encoding"].get("configuration", {}).get("separator", "/")
@@ -122,12 +123,17 @@ class DirectArray:
         self.stored_dtype = self.dtype.newbyteorder(byteorder)
         self._native_dtype = self.dtype.newbyteorder("=")  # what reads return
         self._indexes: dict[int, list[tuple[int, int]]] = {}
+        # shard files kept open between reads when asked (frame handles): an open and close per random
+        # read cost about a tenth of a 128² frame read; they close with `close` or when this is collected
+        self._fds: dict[int, int] | None = {} if keep_open else None
+        if self._fds is not None:
+            weakref.finalize(self, _close_files, self._fds)
         # chunk file names as plain strings: building a Path per frame read cost as much as the pread
         self._key_prefix = os.path.join(directory, f"c{separator}")
         self._key_suffix = "".join(f"{separator}0" for _ in self.shape[1:])
 
     @classmethod
-    def for_array(cls, directory: Path, meta: dict[str, Any]) -> DirectArray | None:
+    def for_array(cls, directory: Path, meta: dict[str, Any], keep_open: bool = False) -> DirectArray | None:
         """A DirectArray if the array's layout and codecs are ones this class runs, else None."""
         shape, codecs = meta["shape"], meta["codecs"]
         grid = meta.get("chunk_grid", {}).get("configuration", {}).get("chunk_shape")
@@ -151,7 +157,7 @@ class DirectArray:
                 return None
             codecs = conf["codecs"]
         known = {"bytes", GRADIENT, *_BYTES_CODECS}
-        return cls(directory, meta) if all(c["name"] in known for c in codecs) else None
+        return cls(directory, meta, keep_open) if all(c["name"] in known for c in codecs) else None
 
     # ------------------------------------------------------------ encoding
     def _key(self, k: int) -> str:
@@ -232,23 +238,48 @@ class DirectArray:
 
     def _shard_frames(self, shard: int, rows: int, first: int, out: np.ndarray) -> None:
         """Frames [first, first + len(out)) of a shard of `rows` frames into `out`; the index is read once."""
-        path = self._key(shard)
-        try:
-            fd = os.open(path, os.O_RDONLY)
-        except FileNotFoundError:  # zarr does not write shards that hold only the fill value
+        fd = self._open_shard(shard)
+        if fd is None:  # zarr does not write shards that hold only the fill value
             out[...] = self.fill_value
             return
         try:
             index = self._indexes.get(shard)
             if index is None:
-                index = self._indexes[shard] = _read_shard_index(fd, path, rows)
+                index = self._indexes[shard] = _read_shard_index(fd, self._key(shard), rows)
             for frame, (offset, nbytes) in zip(out, index[first : first + len(out)], strict=True):
                 if offset == _EMPTY:  # a chunk zarr left out: it holds only the fill value
                     frame[...] = self.fill_value
                 else:
                     self._decode(os.pread(fd, nbytes, offset), frame[None])
         finally:
-            os.close(fd)
+            if self._fds is None:
+                os.close(fd)
+
+    def _open_shard(self, shard: int) -> int | None:
+        """A descriptor of the shard's file (kept open if asked), or None when the file does not exist."""
+        fd = self._fds.get(shard) if self._fds is not None else None
+        if fd is None:
+            try:
+                fd = os.open(self._key(shard), os.O_RDONLY)
+            except FileNotFoundError:
+                return None
+            if self._fds is not None:
+                self._fds[shard] = fd
+        return fd
+
+    def close(self) -> None:
+        """Close the shard files kept open; a later read opens them again."""
+        if self._fds:
+            _close_files(self._fds)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled without open files: descriptors mean nothing in another process."""
+        return {**self.__dict__, "_fds": None if self._fds is None else {}}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if self._fds is not None:
+            weakref.finalize(self, _close_files, self._fds)
 
     def _chunk(self, k: int) -> np.ndarray:
         try:
@@ -293,6 +324,11 @@ class _ShardWriter:
             table[list(self._entries)] = list(self._entries.values())
         index = table.tobytes()
         self._file.write(index + google_crc32c.value(index).to_bytes(4, "little"))
+
+
+def _close_files(fds: dict[int, int]) -> None:
+    while fds:
+        os.close(fds.popitem()[1])
 
 
 def _read_shard_index(fd: int, path: str, chunks: int) -> list[tuple[int, int]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 
 import numcodecs
 import numpy as np
@@ -215,3 +216,65 @@ def test_a_shard_interrupted_by_a_failing_encode_is_closed_and_never_reads_as_va
         assert shard not in open_files
     with pytest.raises(StoreError, match=r"c\.0\.0\.0\.0: shard index is truncated or corrupt"):
         DirectArray.for_array(tmp_path / "a", meta).row(0)
+
+
+def _open_shards(root) -> list[str]:
+    """Shard files under `root` this process holds a descriptor of (Linux)."""
+    paths = (os.path.realpath(f"/proc/self/fd/{fd}") for fd in os.listdir("/proc/self/fd"))
+    inside = os.path.realpath(root)
+    return sorted(p for p in paths if p.startswith(inside) and os.path.basename(p).startswith("c."))
+
+
+linux_only = pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="lists descriptors in /proc")
+
+
+def _zarr_store(path, manifest, episodes):
+    ds = create_dataset(path, manifest)
+    for episode in episodes:
+        ds.write_episode(episode)
+    ds.commit()
+    return path
+
+
+@linux_only
+def test_frame_reads_keep_each_shard_open_once_and_close_releases_it(tmp_path, manifest, make_episode):
+    episode = make_episode()
+    reader = open_dataset(_zarr_store(tmp_path / "d.zarr", manifest, [episode]))
+    for t in (3, 0, 5, 3):
+        frame = reader.read_frame("episode0", "cameras/front/rgb", t)
+        assert np.array_equal(frame, episode["cameras/front/rgb"][t])
+    assert len(_open_shards(tmp_path / "d.zarr")) == 1  # one descriptor, reused by every read
+    reader.close()
+    assert _open_shards(tmp_path / "d.zarr") == []
+
+
+@linux_only
+def test_evicted_frame_handles_close_their_shard_files(tmp_path, manifest, make_episode, monkeypatch):
+    from genima_data.store import base
+
+    monkeypatch.setattr(base, "FRAME_HANDLE_CACHE", 2)
+    reader = open_dataset(_zarr_store(tmp_path / "d.zarr", manifest, [make_episode(i) for i in range(4)]))
+    for eid in reader.episode_ids:
+        reader.read_frame(eid, "cameras/front/rgb", 1)
+    assert len(_open_shards(tmp_path / "d.zarr")) == 2
+    reader.close()
+
+
+@linux_only
+def test_lazy_episode_reads_hold_no_file_open(tmp_path, manifest, make_episode):
+    # a user may keep many lazy episodes; descriptors held by each would run out
+    episode = make_episode()
+    lazy = open_dataset(_zarr_store(tmp_path / "d.zarr", manifest, [episode])).episode("episode0")
+    assert np.array_equal(lazy["cameras/front/rgb"][2], episode["cameras/front/rgb"][2])
+    assert _open_shards(tmp_path / "d.zarr") == []
+
+
+def test_a_pickled_frame_source_reads_through_files_of_its_own(tmp_path):
+    meta = array_metadata(FRAMES.shape, FRAMES.dtype, 1, get_codec("gradient-zstd", "zarr"), {})
+    (tmp_path / "a").mkdir()
+    DirectArray.for_array(tmp_path / "a", meta).write(FRAMES)
+    direct = DirectArray.for_array(tmp_path / "a", meta, keep_open=True)
+    assert np.array_equal(direct.row(1), FRAMES[1])
+    copy = pickle.loads(pickle.dumps(direct))  # a descriptor number means nothing in another process
+    direct.close()
+    assert np.array_equal(copy.row(4), FRAMES[4]) and np.array_equal(direct.row(2), FRAMES[2])
