@@ -11,6 +11,7 @@ use it for dtypes, shapes and chunking.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -122,8 +123,13 @@ class ArraySpec:
     description: str
 
     def regex(self) -> re.Pattern:
-        pattern = re.escape(self.pattern).replace(r"\{cam\}", r"(?P<cam>[^/]+)").replace(r"\{name\}", r".+")
-        return re.compile(f"^{pattern}$")
+        return _path_regex(self.pattern)
+
+
+@functools.cache  # one per spec; building it cost more than matching
+def _path_regex(pattern: str) -> re.Pattern:
+    escaped = re.escape(pattern).replace(r"\{cam\}", r"(?P<cam>[^/]+)").replace(r"\{name\}", r".+")
+    return re.compile(f"^{escaped}$")
 
 
 ARRAY_SPECS: tuple[ArraySpec, ...] = (
@@ -151,6 +157,7 @@ ARRAY_SPECS: tuple[ArraySpec, ...] = (
 REQUIRED_PATHS: tuple[str, ...] = tuple(s.pattern for s in ARRAY_SPECS if s.required)
 
 
+@functools.lru_cache(maxsize=4096)  # a store sees the same few dozen paths in every episode
 def spec_for(path: str) -> ArraySpec | None:
     """The spec a logical path falls under, or None for paths outside the tree."""
     for spec in ARRAY_SPECS:
