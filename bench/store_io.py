@@ -18,11 +18,6 @@ page cache (the files were just written, for PNG and stores alike), so they are 
 CPU time of this process, with the wall-clock ratio alongside; writes are wall-clock (they include the
 stores' fsyncs).
 
-Every read returns a fresh frame and the timing loop keeps all of them (as a loader holds a batch), so each
-read also pays the kernel for first touching new memory, whatever the layout. The script prints that cost
-per frame on the machine it runs on: on a VM where a page fault is expensive it is a large, fixed share
-of a fast read and pulls every ratio towards 1.
-
 Natural frames are scikit-image's bundled photographs, cropped and resized into video-like sequences with
 small camera motion. scikit-image is a bench-only requirement (``pip install scikit-image``); without it
 only the simulator-like frames (`genima_data.demo`) are measured.
@@ -344,25 +339,6 @@ def markdown_table(suites: Sequence[Suite]) -> str:
     return "\n".join(lines)
 
 
-def first_touch_us(size: int, frames: int = 500) -> tuple[float, float]:
-    """(CPU µs, page faults) to fill one fresh (size, size, 3) uint8 frame while earlier ones are kept,
-    beyond filling a reused one: what returning a new frame costs a read here, PNG and stores alike."""
-    import resource
-
-    def fill_all(keep: bool) -> tuple[float, int]:
-        kept, faults, start = [], resource.getrusage(resource.RUSAGE_SELF).ru_minflt, time.process_time()
-        for _ in range(frames):
-            frame = np.empty((size, size, 3), np.uint8)
-            frame.fill(1)
-            if keep:
-                kept.append(frame)
-        seconds = time.process_time() - start
-        return seconds, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
-
-    (fresh, faults), (reused, _) = fill_all(True), fill_all(False)
-    return max(0.0, 1e6 * (fresh - reused) / frames), faults / frames  # clock noise can make it negative
-
-
 # ------------------------------------------------------------------------------------------------ main
 def run(
     *,
@@ -435,12 +411,6 @@ def main(argv: Sequence[str] | None = None) -> list[Suite]:
     )
     for suite in suites:
         console.print(suite_table(suite))
-    for size in args.sizes:
-        cost, faults = first_touch_us(size)
-        console.print(
-            f"first touch of a fresh {size}² frame (in every read above, PNG's too): "
-            f"{cost:.0f} µs CPU, {faults:.0f} page faults"
-        )
     if args.markdown:
         print(markdown_table(suites))
     if not all(m.lossless for s in suites for m in s.measurements):

@@ -22,7 +22,6 @@ def test_bench_runs_every_layout_and_reads_back_bit_exact(tmp_path, capsys):
     assert sum(m.default for m in suite.measurements) == 2  # one default per back-end
     out = capsys.readouterr().out
     assert "sim frames, 16x16, 6 frames" in out and "| sim | 16² | zarr | gradient-zstd (default) |" in out
-    assert re.search(r"first touch of a fresh 16² frame .*: \d+ µs CPU, \d+ page faults", out)
     markdown = [line for line in out.splitlines() if line.startswith("| ")]
     cells = {len(re.split(r"(?<!\\)\|", line)) for line in markdown}
     assert len(markdown) == 8 and len(cells) == 1  # header and rows split into the same columns
