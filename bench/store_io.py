@@ -18,6 +18,12 @@ page cache (the files were just written, for PNG and stores alike), so they are 
 CPU time of this process, with the wall-clock ratio alongside; writes are wall-clock (they include the
 stores' fsyncs).
 
+Each frame is released as soon as it is read, as a loader does once it has copied the frame into its batch:
+the next read gets the same memory back from the allocator. `--keep-frames` holds every frame of a repeat
+instead, so each read also pays the kernel for first touching fresh memory (page faults), PNG and stores
+alike; how much depends on the allocator's history and the machine (on this development VM a page fault
+costs about 2 µs, 48 of them a 256² frame), which pulls every ratio towards 1 and adds noise.
+
 Natural frames are scikit-image's bundled photographs, cropped and resized into video-like sequences with
 small camera motion. scikit-image is a bench-only requirement (``pip install scikit-image``); without it
 only the simulator-like frames (`genima_data.demo`) are measured.
@@ -29,6 +35,7 @@ only the simulator-like frames (`genima_data.demo`) are measured.
 from __future__ import annotations
 
 import argparse
+import functools
 import shutil
 import statistics
 import sys
@@ -222,6 +229,16 @@ class Measurement:
     lossless: bool
 
 
+def read_picks(read: Reader, picks: list[Pick], keep: bool) -> list[np.ndarray]:
+    """Read every pick: all the frames, held to the end, if `keep`; else each is released before the next
+    read (and none returned)."""
+    if keep:
+        return [read(episode_id, t) for episode_id, t in picks]
+    for episode_id, t in picks:
+        read(episode_id, t)
+    return []
+
+
 def _rotated(items: list, shift: int) -> list:
     """`items` in a different order each repeat, so load changes on a shared machine hit all alike."""
     shift %= len(items)
@@ -234,6 +251,7 @@ def measure_suite(
     patterns: dict[str, list[Pick]],
     size: int,
     repeats: int,
+    keep_frames: bool = False,
 ) -> list[Measurement]:
     """Write and read every layout `repeats` times, interleaved, then check every frame bit-exact."""
     order = list(range(len(layouts)))
@@ -248,7 +266,8 @@ def measure_suite(
                 read = layouts[i].open_reader()  # opened outside the timing, afresh each repeat
                 for episode_id in dict.fromkeys(e for e, _ in picks):  # a loader that has been running
                     read(episode_id, 0)
-                reads[i][name].append(timed(lambda read=read, picks=picks: [read(e, t) for e, t in picks]))
+                run = functools.partial(read_picks, read, picks, keep_frames)
+                reads[i][name].append(timed(run))
     out = []
     for i, layout in enumerate(layouts):
         read = layout.open_reader()
@@ -352,6 +371,7 @@ def run(
     workdir: Path | None = None,
     seed: int = 0,
     progress: bool = True,
+    keep_frames: bool = False,
 ) -> list[Suite]:
     """Measure every (kind, size) suite; returns the measurements (see the module docstring)."""
     choices = [("png", "PIL")] + [
@@ -369,7 +389,7 @@ def run(
         for kind in kinds:
             for size in sizes:
                 data = bench_episodes(kind, size, episodes, frames)
-                measurements = measure_suite(layouts, data, patterns, size, repeats)
+                measurements = measure_suite(layouts, data, patterns, size, repeats, keep_frames)
                 suites.append(Suite(kind, size, episodes * frames, reads, measurements))
                 advance(1)
     return suites
@@ -391,6 +411,9 @@ def main(argv: Sequence[str] | None = None) -> list[Suite]:
     parser.add_argument("--defaults-only", action="store_true", help="only each store's default image codec")
     parser.add_argument("--workdir", type=Path, default=None, help="where to write (default: system temp)")
     parser.add_argument("--markdown", action="store_true", help="also print one Markdown table")
+    parser.add_argument(
+        "--keep-frames", action="store_true", help="hold every frame of a repeat instead of releasing each"
+    )
     args = parser.parse_args(argv)
     console = Console(width=150)
     kinds = list(args.kinds)
@@ -408,6 +431,7 @@ def main(argv: Sequence[str] | None = None) -> list[Suite]:
         repeats=args.repeats,
         all_codecs=not args.defaults_only,
         workdir=args.workdir,
+        keep_frames=args.keep_frames,
     )
     for suite in suites:
         console.print(suite_table(suite))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import weakref
 
 import numpy as np
 import pytest
@@ -42,3 +43,17 @@ def test_read_picks_never_repeat_a_frame_or_hit_the_warm_up_frame():
     for picks in patterns.values():
         assert len(set(picks)) == len(picks) == 12
         assert all(t != 0 for _, t in picks)
+
+
+@pytest.mark.parametrize("keep", [False, True])
+def test_reads_release_each_frame_unless_asked_to_keep_them(keep):
+    frames, seen = [], []  # weak references to every frame returned; frames alive at each read
+
+    def read(episode_id, t):
+        seen.append(sum(ref() is not None for ref in frames))
+        frame = np.zeros(3)
+        frames.append(weakref.ref(frame))
+        return frame
+
+    store_io.read_picks(read, [("e", t) for t in range(5)], keep)
+    assert seen == ([0, 1, 2, 3, 4] if keep else [0, 0, 0, 0, 0])
