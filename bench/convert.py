@@ -39,7 +39,7 @@ from genima_data.formats import rlbench_images as images  # noqa: E402
 from genima_data.formats.rlbench_pickle import load_pickle  # noqa: E402
 from genima_data.parallel import run_tasks  # noqa: E402
 from genima_data.store import zstd_frames  # noqa: E402
-from genima_data.store.gradient import encode_gradient  # noqa: E402
+from genima_data.store.gradient import encode_gradient, prefers_subtract_green  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data" / "rlbench_reach_target"
 BUNDLED = ROOT / "tests" / "data" / "rlbench"
@@ -122,9 +122,10 @@ def codec_cost(folder: Path) -> dict[str, dict[str, float]]:
 
     frames = [images.read_png_rgb(p) for p in sorted(folder.glob("front_rgb/*.png"))]
 
+    green = prefers_subtract_green(np.stack(frames), 1)  # the stores' choice for this stream
     cost = {"png decode": lambda f: None}
     cost["gradient-zstd (zstd 1, tuned for residuals)"] = lambda f: zstd_frames.compress(
-        encode_gradient(f, True).data, 1, residuals=True
+        encode_gradient(f, True, green).data, 1, residuals=True
     )
     cost["blosc-zstd (clevel 5)"] = lambda f: numcodecs.Blosc("zstd", 5, 1).encode(f.tobytes())
     out = {}

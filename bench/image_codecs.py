@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from store_io import SEQUENCES, natural_available
 
 from genima_data.store import zstd_frames
-from genima_data.store.gradient import decode_gradient, encode_gradient
+from genima_data.store.gradient import decode_gradient, encode_gradient, prefers_subtract_green
 
 Encode = Callable[[np.ndarray], bytes]
 Decode = Callable[[bytes], np.ndarray]
@@ -41,26 +41,34 @@ def png_bytes(frame: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def gradient_codec(level: int, frame_shape: tuple[int, ...], residuals: bool = True) -> tuple[Encode, Decode]:
-    """The stores' gradient-zstd for RGB frames of one shape, at a chosen zstd level, with zstd's match
-    finder tuned for residuals (as the stores write) or not."""
+def gradient_codec(
+    level: int, frame_shape: tuple[int, ...], subtract_green: bool, residuals: bool = True
+) -> tuple[Encode, Decode]:
+    """The stores' gradient-zstd for RGB frames of one shape, at a chosen zstd level, with or without green
+    subtracted from red and blue, zstd's match finder tuned for residuals (as the stores write) or not."""
     nbytes = int(np.prod(frame_shape))
 
     def encode(frame: np.ndarray) -> bytes:
-        return zstd_frames.compress(encode_gradient(frame, colour=True).data, level, residuals=residuals)
+        residual = encode_gradient(frame, colour=True, subtract_green=subtract_green)
+        return zstd_frames.compress(residual.data, level, residuals=residuals)
 
     def decode(data: bytes) -> np.ndarray:
         residual = np.frombuffer(zstd_frames.decompress(data, nbytes), np.uint8).reshape(frame_shape)
-        return decode_gradient(residual, colour=True)
+        return decode_gradient(residual, colour=True, subtract_green=subtract_green)
 
     return encode, decode
 
 
-def candidates(frame_shape: tuple[int, ...]) -> dict[str, tuple[Encode, Decode]]:
+def candidates(frames: np.ndarray) -> dict[str, tuple[Encode, Decode]]:
+    """Codecs to compare on these frames; gradient-zstd's colour transform is chosen on them as the
+    stores choose it per stream, and both choices are shown."""
+    shape, green = frames.shape[1:], prefers_subtract_green(frames, 1)
+    chosen = "green subtracted" if green else "green kept"
     out: dict[str, tuple[Encode, Decode]] = {
-        "gradient-zstd (default)": gradient_codec(1, frame_shape),
-        "gradient-zstd, zstd 1 untuned": gradient_codec(1, frame_shape, residuals=False),
-        "gradient-zstd, zstd 5 untuned": gradient_codec(5, frame_shape, residuals=False),
+        f"gradient-zstd (default: {chosen})": gradient_codec(1, shape, green),
+        f"gradient-zstd, green {'kept' if green else 'subtracted'}": gradient_codec(1, shape, not green),
+        "gradient-zstd, zstd 1 untuned": gradient_codec(1, shape, green, residuals=False),
+        "gradient-zstd, zstd 5 untuned": gradient_codec(5, shape, green, residuals=False),
     }
     blosc = numcodecs.Blosc("zstd", 5, numcodecs.Blosc.SHUFFLE)
     out["blosc-zstd (raw bytes)"] = (blosc.encode, lambda b: np.frombuffer(blosc.decode(b), np.uint8))
@@ -90,7 +98,7 @@ def measure(frames: np.ndarray) -> list[tuple[str, float, float, float, bool]]:
     png_time = np.mean([seconds_per_call(lambda p=p: cv2.imdecode(p, cv2.IMREAD_COLOR)) for p in pngs[:4]])
     png_encode_time = np.mean([seconds_per_call(lambda f=f: png_bytes(f), 5) for f in frames[:4]])
     rows = [("PNG (PIL, cv2 decode)", 1.0, 1.0, 1.0, True)]
-    for name, (encode, decode) in candidates(frames.shape[1:]).items():
+    for name, (encode, decode) in candidates(frames).items():
         encoded = [encode(f) for f in frames]
         lossless = all(
             np.array_equal(np.asarray(decode(e)).reshape(f.shape), f)

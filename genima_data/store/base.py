@@ -14,6 +14,8 @@ Lifecycle of a dataset on disk::
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 from abc import ABC, abstractmethod
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
@@ -34,10 +36,12 @@ from genima_data.schema import (
     parse_model,
 )
 from genima_data.store.codecs import DEFAULT_CODECS, Codec, get_codec, required_packages
+from genima_data.store.gradient import has_colour, prefers_subtract_green
 
 Mode = Literal["r", "a"]
 ArrayMap = Mapping[str, ArraySource]  # logical path -> array source
 ArrayAttrs = Mapping[str, Mapping[str, str]]  # logical path -> string attributes stored with the array
+Block = tuple[int, int, np.ndarray]  # (start, stop, rows [start, stop)) of an array being copied
 COPY_BLOCK_BYTES = 8 << 20  # frames copied per block: bounded memory whatever the episode length
 # episodes kept ready for random frame access: an HDF5 file handle, or parsed zarr array metadata each
 FRAME_HANDLE_CACHE = 64
@@ -158,7 +162,7 @@ def chunk_shape(path: str, shape: tuple[int, ...], itemsize: int) -> tuple[int, 
     return (max(1, min(shape[0], (1 << 20) // row_bytes)), *shape[1:])
 
 
-def iter_blocks(source: ArraySource, align: int = 1) -> Iterator[tuple[int, int, np.ndarray]]:
+def iter_blocks(source: ArraySource, align: int = 1) -> Iterator[Block]:
     """Yield (start, stop, block) over the first axis, each block at most COPY_BLOCK_BYTES.
 
     Blocks start at multiples of `align` rows (a chunk's rows), at least `align` rows per block.
@@ -169,6 +173,18 @@ def iter_blocks(source: ArraySource, align: int = 1) -> Iterator[tuple[int, int,
     for start in range(0, shape[0], step):
         stop = min(shape[0], start + step)
         yield start, stop, np.asarray(source[start:stop])
+
+
+def fit_codec(codec: Codec, blocks: Iterator[Block]) -> tuple[Codec, Iterator[Block]]:
+    """`codec` fitted to the array whose `blocks` are about to be written, and the same blocks: RGB frames
+    get the gradient colour transform that compresses their first block smaller."""
+    if not codec.gradient:
+        return codec, blocks
+    first = next(blocks, None)
+    if first is None or not has_colour(first[2].shape):
+        return codec, itertools.chain([first] if first else [], blocks)
+    subtract_green = prefers_subtract_green(first[2], codec.zstd_level)
+    return dataclasses.replace(codec, subtract_green=subtract_green), itertools.chain([first], blocks)
 
 
 def carried_attrs(source: ArraySource) -> dict[str, str]:

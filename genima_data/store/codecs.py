@@ -59,6 +59,7 @@ class Codec:
     name: str
     hdf5_package: str | None  # pip package that registers the HDF5 filter; None when h5py has it built in
     description: str
+    subtract_green: bool = True  # gradient-zstd on RGB: red and blue relative to green (chosen per array)
 
     def hdf5_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for h5py's create_dataset."""
@@ -96,7 +97,7 @@ class Codec:
             return {"compressors": None}
         if self.gradient:
             return {
-                "filters": [GradientCodec(colour=has_colour(shape))],
+                "filters": [GradientCodec(colour=has_colour(shape), subtract_green=self.subtract_green)],
                 "compressors": [zc.ZstdCodec(level=self.zstd_level)],
             }
         if self.name == "zstd":

@@ -34,6 +34,8 @@ from genima_data.store.base import (
     FrameHandle,
     carried_attrs,
     chunk_shape,
+    fit_codec,
+    iter_blocks,
     meta_from_json,
     sorted_ids,
 )
@@ -249,16 +251,19 @@ class ZarrDataset(Dataset):
     ) -> None:
         shape = tuple(int(s) for s in source.shape)
         dtype = np.dtype(source.dtype)
-        spec = self._codec_spec(logical, shape, dtype, codec)
+        chunk_rows = chunk_shape(logical, shape, dtype.itemsize)[0]
+        spec, blocks = fit_codec(
+            self._codec_spec(logical, shape, dtype, codec), iter_blocks(source, align=chunk_rows)
+        )
         attributes = {**(attrs or {}), "codec": spec.name}
-        meta = array_metadata(shape, dtype, chunk_shape(logical, shape, dtype.itemsize)[0], spec, attributes)
+        meta = array_metadata(shape, dtype, chunk_rows, spec, attributes)
         array_dir = store_root if path is None else store_root / path
         array_dir.mkdir(parents=True, exist_ok=True)
         (array_dir / NODE).write_text(json.dumps(meta, indent=2))
         direct = DirectArray.for_array(array_dir, meta)
         if direct is None:  # every codec of genima_data.store.codecs has a direct pipeline
             raise StoreError(f"no direct chunk writer for codec '{spec.name}'", field=logical)
-        direct.write(source)
+        direct.write_blocks(blocks)
 
     def _write_episode(self, episode: Episode) -> None:
         with atomic_output(self._episode_location(episode.episode_id)) as tmp:

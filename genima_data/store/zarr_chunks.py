@@ -18,7 +18,7 @@ import functools
 import json
 import os
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,7 @@ from zarr.storage import MemoryStore
 
 from genima_data.episode import ArraySource
 from genima_data.errors import StoreError
-from genima_data.store.base import iter_blocks
+from genima_data.store.base import Block, iter_blocks
 from genima_data.store.codecs import Codec
 from genima_data.store.gradient import CODEC_NAME as GRADIENT
 from genima_data.store.gradient import GradientCodec, decode_gradient, encode_gradient
@@ -166,7 +166,7 @@ class DirectArray:
     def _encode(self, rows: np.ndarray) -> bytes:
         arr = np.ascontiguousarray(rows, dtype=self.stored_dtype)
         if self.gradient is not None:
-            arr = encode_gradient(arr, self.gradient.colour)
+            arr = encode_gradient(arr, self.gradient.colour, self.gradient.subtract_green)
         data: Any = arr.tobytes()
         for codec in self.bytes_codecs:
             data = codec.encode(data)
@@ -178,7 +178,7 @@ class DirectArray:
             data = codec.decode(data)
         arr = np.frombuffer(data, dtype=self.stored_dtype).reshape(out.shape)
         if self.gradient is not None:
-            decode_gradient(arr, self.gradient.colour, out=out)
+            decode_gradient(arr, self.gradient.colour, out=out, subtract_green=self.gradient.subtract_green)
         else:
             np.copyto(out, arr)
 
@@ -191,10 +191,15 @@ class DirectArray:
     # ------------------------------------------------------------ writing
     def write(self, source: ArraySource) -> None:
         """Write every row of `source` (same shape) into the array's directory, a bounded block at a time."""
+        self.write_blocks(iter_blocks(source, align=self.chunk_rows))
+
+    def write_blocks(self, blocks: Iterable[Block]) -> None:
+        """Write every row of the array from `blocks` (`iter_blocks` of a source of the same shape, aligned
+        to this array's chunk rows)."""
         if self.shard_rows is not None:
-            self._write_shards(source, self.shard_rows)
+            self._write_shards(blocks, self.shard_rows)
             return
-        for start, _, block in iter_blocks(source, align=self.chunk_rows):
+        for start, _, block in blocks:
             for offset in range(0, len(block), self.chunk_rows):
                 rows = block[offset : offset + self.chunk_rows]
                 if len(rows) < self.chunk_rows:  # zarr chunks are whole: pad the last one
@@ -202,8 +207,8 @@ class DirectArray:
                 with open(self._key((start + offset) // self.chunk_rows), "wb") as f:
                     f.write(self._encode(rows))
 
-    def _write_shards(self, source: ArraySource, shard_rows: int) -> None:
-        rows = (row for _, _, block in iter_blocks(source) for row in block)
+    def _write_shards(self, blocks: Iterable[Block], shard_rows: int) -> None:
+        rows = (row for _, _, block in blocks for row in block)
         total = self.shape[0]
         for first in range(0, total, shard_rows):
             with _ShardWriter(self._key(first // shard_rows), shard_rows) as writer:

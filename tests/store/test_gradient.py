@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -15,18 +16,24 @@ from hypothesis.extra.numpy import arrays
 from genima_data.errors import CodecUnavailableError, StoreError
 from genima_data.store import create_dataset, open_dataset, zstd_frames
 from genima_data.store.codecs import check_zarr_codecs, get_codec
-from genima_data.store.gradient import decode_gradient, encode_gradient
-from genima_data.store.hdf5 import GradientDataset
+from genima_data.store.gradient import (
+    GradientCodec,
+    decode_gradient,
+    encode_gradient,
+    prefers_subtract_green,
+)
+from genima_data.store.hdf5 import SUBTRACT_GREEN, GradientDataset
 
 frame_shapes = st.tuples(st.integers(1, 3), st.integers(1, 20), st.integers(1, 20))
 
 
 @settings(max_examples=60, deadline=None)
-@given(data=st.data(), shape=frame_shapes, colour=st.booleans())
-def test_gradient_transform_is_exact_on_any_uint8_frames(data, shape, colour):
+@given(data=st.data(), shape=frame_shapes, colour=st.booleans(), green=st.booleans())
+def test_gradient_transform_is_exact_on_any_uint8_frames(data, shape, colour, green):
     full = (*shape, 3) if colour else shape
     frames = data.draw(arrays(np.uint8, full))
-    assert np.array_equal(decode_gradient(encode_gradient(frames, colour), colour), frames)
+    residuals = encode_gradient(frames, colour, subtract_green=green)
+    assert np.array_equal(decode_gradient(residuals, colour, subtract_green=green), frames)
 
 
 def test_gradient_decodes_into_a_given_array_and_refuses_one_it_cannot_fill():
@@ -75,7 +82,8 @@ def test_hdf5_gradient_dataset_holds_residuals_and_reads_back_frames_for_any_ind
     with h5py.File(tmp_path / "ds" / "episodes" / "episode0.h5") as f:
         raw = f["cameras/front/rgb"]
         assert raw.attrs["codec"] == "gradient-zstd"
-        assert np.array_equal(raw[3], encode_gradient(frames[3], colour=True))
+        green = bool(raw.attrs[SUBTRACT_GREEN])
+        assert np.array_equal(raw[3], encode_gradient(frames[3], colour=True, subtract_green=green))
     with open_dataset(tmp_path / "ds").episode("episode0") as stored:
         source = stored["cameras/front/rgb"]
         assert np.array_equal(source[3], frames[3])
@@ -151,5 +159,81 @@ def test_hdf5_gradient_frames_are_written_as_residual_tuned_zstd_chunks(tmp_path
     frames = episode["cameras/front/rgb"][:]
     with h5py.File(tmp_path / "ds_h5/episodes/episode0.h5", "r") as f:
         chunks = [f["cameras/front/rgb"].id.read_direct_chunk((t, 0, 0, 0))[1] for t in range(len(frames))]
-    residuals = encode_gradient(frames, colour=True)
+    residuals = encode_gradient(frames, colour=True, subtract_green=prefers_subtract_green(frames, 1))
     assert chunks == [zstd_frames.compress(r.tobytes(), 1, residuals=True) for r in residuals]
+
+
+def shared_detail_frames(frames: int = 3, size: int = 48) -> np.ndarray:
+    """Photograph-like RGB frames: one textured plane seen through three channel gains."""
+    texture = np.random.default_rng(1).integers(0, 100, (frames, size, size)).astype(np.float64)
+    return np.clip(texture[..., None] * (1.0, 1.2, 0.8) + 40, 0, 255).astype(np.uint8)
+
+
+def independent_noise_frames(frames: int = 3, size: int = 48) -> np.ndarray:
+    """Simulator-like RGB frames: flat colours with sensor noise drawn independently per channel."""
+    noise = np.random.default_rng(2).normal(0, 1.5, (frames, size, size, 3))
+    return np.clip(noise + np.array([120, 90, 60]), 0, 255).astype(np.uint8)
+
+
+def test_green_is_subtracted_where_channels_share_detail_and_not_where_their_noise_is_independent():
+    assert prefers_subtract_green(shared_detail_frames(), 1) is True
+    assert prefers_subtract_green(independent_noise_frames(), 1) is False
+    assert prefers_subtract_green(np.zeros((0, 4, 4, 3), np.uint8), 1) is True
+
+
+@pytest.mark.parametrize("name", ["ds.zarr", "ds_h5"])
+def test_stores_record_the_colour_transform_they_chose_and_read_both_back_exactly(
+    tmp_path, manifest, make_episode, name
+):
+    episode = make_episode()
+    shape = episode["cameras/front/rgb"].shape
+    streams = {
+        "cameras/front/rgb": shared_detail_frames(shape[0], shape[1]),
+        "cameras/wrist/rgb": independent_noise_frames(shape[0], shape[1]),
+    }
+    ds = create_dataset(tmp_path / name, manifest)
+    ds.write_episode(episode.with_arrays({**episode.arrays, **streams}))
+    ds.commit()
+    with open_dataset(tmp_path / name).episode("episode0") as stored:
+        for path, frames in streams.items():
+            assert np.array_equal(stored[path][:], frames)
+            assert np.array_equal(stored[path][1], frames[1])
+    assert recorded_subtract_green(tmp_path / name) == {"cameras/front/rgb": True, "cameras/wrist/rgb": False}
+
+
+def recorded_subtract_green(root) -> dict[str, bool]:
+    """Per camera stream of episode0, the colour transform the store wrote down."""
+    out = {}
+    for path in ("cameras/front/rgb", "cameras/wrist/rgb"):
+        if root.name.endswith(".zarr"):
+            node = json.loads((root / "episodes/episode0" / path / "zarr.json").read_text())
+            inner = node["codecs"][0]["configuration"]["codecs"]
+            out[path] = next(c for c in inner if c["name"] == "genima_data.gradient")["configuration"][
+                "subtract_green"
+            ]
+        else:
+            with h5py.File(root / "episodes/episode0.h5") as f:
+                out[path] = bool(f[path].attrs[SUBTRACT_GREEN])
+    return out
+
+
+def test_hdf5_gradient_arrays_written_before_the_choice_existed_read_with_green_subtracted(
+    tmp_path, manifest, make_episode
+):
+    episode = make_episode()
+    frames = shared_detail_frames(*episode["cameras/front/rgb"].shape[:2])
+    ds = create_dataset(tmp_path / "ds_h5", manifest)
+    ds.write_episode(episode.with_arrays({**episode.arrays, "cameras/front/rgb": frames}))
+    ds.commit()
+    with h5py.File(tmp_path / "ds_h5/episodes/episode0.h5", "a") as f:
+        del f["cameras/front/rgb"].attrs[SUBTRACT_GREEN]  # as files of earlier versions were written
+    with open_dataset(tmp_path / "ds_h5").episode("episode0") as stored:
+        assert np.array_equal(stored["cameras/front/rgb"][:], frames)
+
+
+def test_zarr_gradient_codec_defaults_to_green_subtracted_and_refuses_settings_it_does_not_know():
+    assert GradientCodec.from_dict({"name": "genima_data.gradient", "configuration": {"colour": True}}) == (
+        GradientCodec(colour=True, subtract_green=True)
+    )
+    with pytest.raises(ValueError, match=r"unknown settings \['predictor'\]; upgrade genima-data"):
+        GradientCodec.from_dict({"name": "genima_data.gradient", "configuration": {"predictor": "paeth"}})

@@ -398,6 +398,21 @@ def test_hdf5_images_are_chunked_one_frame_per_chunk(demo_store_dir):
         assert f["cameras/front/rgb"].attrs["codec"] == "gradient-zstd"
 
 
+def test_hdf5_episode_files_are_written_and_rewritten_in_the_compact_1_10_format(
+    tmp_path, manifest, make_episode
+):
+    ds = create_dataset(tmp_path / "ds", manifest)
+    ds.write_episode(make_episode())
+    path = tmp_path / "ds" / "episodes" / "episode0.h5"
+    superblock = []
+    with h5py.File(path) as f:
+        superblock.append(f.id.get_create_plist().get_version()[0])
+    ds.add_arrays("episode0", {"extras/score": np.zeros(12, np.float32)})  # rewrites the file
+    with h5py.File(path) as f:
+        superblock.append(f.id.get_create_plist().get_version()[0])
+    assert superblock == [3, 3]  # HDF5 1.10's superblock; the 1.8 default writes version 0
+
+
 def test_lazy_source_is_copied_in_bounded_blocks(tmp_path, manifest, make_episode, monkeypatch):
     import genima_data.store.base as base
 
