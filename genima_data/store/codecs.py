@@ -3,12 +3,13 @@
 Images and targets must stay bit-exact (sphere colours are labels), so every codec here is lossless. The
 defaults were chosen with `bench/store_io.py` (README has the table):
 
-* images, both back-ends: ``gradient-zstd`` = a 2-D gradient predictor on green-decorrelated channels
-  (`genima_data.store.gradient`), then zstd level 1 with its match finder tuned for residuals
-  (`genima_data.store.zstd_frames`): the predictor is what brings images near PNG's size, and it is undone
-  in one vectorised prefix sum. zarr records it as the registered codec ``genima_data.gradient``; HDF5,
-  which has no Python filters, stores the residuals and the store undoes them on read. 0.89-0.97x PNG's
-  size on camera photographs, 1.07-1.16x on simulator frames; see docs/storage.md for read speeds.
+* images, both back-ends: ``gradient-zstd`` = a 2-D gradient predictor, on red and blue relative to green
+  where that compresses smaller (chosen per stream; `genima_data.store.gradient`), then zstd level 1 with
+  its match finder tuned for residuals (`genima_data.store.zstd_frames`): the predictor is what brings
+  images near PNG's size, and it is undone in one vectorised prefix sum. zarr records it as the registered
+  codec ``genima_data.gradient``; HDF5, which has no Python filters, stores the residuals and the store
+  undoes them on read. 0.89-0.92x PNG's size on camera photographs, 1.00-1.02x on simulator frames with
+  sensor noise; see docs/storage.md for read speeds.
 * ``blosc-zstd`` (byte stream as is) is 1.2-1.6x PNG's size and decodes faster than ``gradient-zstd`` on
   photographs only (bench/image_codecs.py); HDF5 ``blosc-lz4`` reads fastest (6-11x PNG) at twice PNG's size.
 * numeric arrays, both back-ends: ``blosc-lz4`` with byte shuffle. Depth (float32 metres with noisy

@@ -11,10 +11,11 @@ The zarr v3 codec ``genima_data.gradient`` wraps the transform; it is registered
 through the ``zarr.codecs`` entry point, so zarr-python reads these arrays wherever genima-data is installed.
 HDF5 has no Python filters: there the store applies the transform itself (see `genima_data.store.hdf5`).
 
-Subtracting green pays on camera photographs, whose channels share their detail (demosaicing correlates
-them). On frames whose channels carry independent noise (simulator renders with sensor noise added) it
-doubles the noise in red and blue: 3-5 % larger than PNG instead of 0-2 % smaller (docs/storage.md). The
-writers therefore choose per stream (`prefers_subtract_green`) and record the choice with the array.
+Subtracting green pays on camera photographs, whose channels share their detail (edges and texture are
+mostly brightness). On frames whose channels carry independent noise (simulator renders with sensor noise
+added) it doubles the noise variance in red and blue: 5-10 % larger than PNG instead of at most its size
+(bench/image_codecs.py, docs/storage.md). The writers therefore choose per stream
+(`prefers_subtract_green`) and record the choice with the array.
 """
 
 from __future__ import annotations
