@@ -181,10 +181,12 @@ def fit_codec(codec: Codec, blocks: Iterator[Block]) -> tuple[Codec, Iterator[Bl
     if not codec.gradient:
         return codec, blocks
     first = next(blocks, None)
-    if first is None or not has_colour(first[2].shape):
-        return codec, itertools.chain([first] if first else [], blocks)
-    subtract_green = prefers_subtract_green(first[2], codec.zstd_level)
-    return dataclasses.replace(codec, subtract_green=subtract_green), itertools.chain([first], blocks)
+    if first is None:
+        return codec, blocks
+    rest = itertools.chain([first], blocks)
+    if not has_colour(first[2].shape):
+        return codec, rest
+    return dataclasses.replace(codec, subtract_green=prefers_subtract_green(first[2], codec.zstd_level)), rest
 
 
 def carried_attrs(source: ArraySource) -> dict[str, str]:

@@ -15,6 +15,7 @@ from hypothesis.extra.numpy import arrays
 
 from genima_data.errors import CodecUnavailableError, StoreError
 from genima_data.store import create_dataset, open_dataset, zstd_frames
+from genima_data.store.base import fit_codec
 from genima_data.store.codecs import check_zarr_codecs, get_codec
 from genima_data.store.gradient import (
     GradientCodec,
@@ -237,3 +238,17 @@ def test_zarr_gradient_codec_defaults_to_green_subtracted_and_refuses_settings_i
     )
     with pytest.raises(ValueError, match=r"unknown settings \['predictor'\]; upgrade genima-data"):
         GradientCodec.from_dict({"name": "genima_data.gradient", "configuration": {"predictor": "paeth"}})
+
+
+def test_fitting_the_codec_passes_every_block_through_and_fits_rgb_frames_only():
+    gradient, blosc = get_codec("gradient-zstd"), get_codec("blosc-lz4")
+    noisy = independent_noise_frames(4, 16)
+    blocks = [(0, 2, noisy[:2]), (2, 4, noisy[2:])]
+    fitted, passed = fit_codec(gradient, iter(blocks))
+    assert fitted.subtract_green is False and list(passed) == blocks  # the block looked at is not lost
+    grey = [(0, 4, noisy[..., 0])]
+    fitted, passed = fit_codec(gradient, iter(grey))
+    assert fitted.subtract_green is True and list(passed) == grey
+    assert fit_codec(blosc, iter(blocks))[0] == blosc
+    fitted, passed = fit_codec(gradient, iter([]))
+    assert fitted == gradient and list(passed) == []
