@@ -29,6 +29,7 @@ import numpy as np
 from zarr.abc.codec import ArrayArrayCodec
 from zarr.registry import register_codec
 
+from genima_data.errors import CodecUnavailableError
 from genima_data.store import zstd_frames
 
 if TYPE_CHECKING:
@@ -138,7 +139,10 @@ class GradientCodec(ArrayArrayCodec):
         conf = data.get("configuration", {})
         unknown = sorted(set(conf) - {"colour", "subtract_green"})
         if unknown:  # a later variant of the transform: decoding it as this one would give wrong pixels
-            raise ValueError(f"codec {CODEC_NAME} has unknown settings {unknown}; upgrade genima-data")
+            raise CodecUnavailableError(
+                f"codec {CODEC_NAME} has settings this genima-data does not know ({', '.join(unknown)}); "
+                "upgrade genima-data"
+            )
         subtract_green = bool(conf.get("subtract_green", True))
         return cls(colour=bool(conf.get("colour", True)), subtract_green=subtract_green)
 

@@ -25,7 +25,7 @@ from zarr.storage import LocalStore
 
 from genima_data.atomic import TMP_PREFIX, atomic_output, atomic_write_text, remove_temporaries
 from genima_data.episode import ArraySource, Episode, contiguous_frames, frame_number
-from genima_data.errors import StoreError
+from genima_data.errors import CodecUnavailableError, StoreError
 from genima_data.schema import FORMAT_VERSION, EpisodeMeta
 from genima_data.store.base import (
     ArrayAttrs,
@@ -78,7 +78,10 @@ class ZarrArraySource:
         self.shape = tuple(meta["shape"])
         self.dtype = np.dtype(meta["data_type"])
         self.attrs = meta.get("attributes", {})
-        self._direct = DirectArray.for_array(directory, meta, keep_open)
+        try:
+            self._direct = DirectArray.for_array(directory, meta, keep_open)
+        except CodecUnavailableError as exc:  # written by a newer genima-data
+            raise exc.located(file=file, episode=episode, field=field) from None
         if self._direct is None:
             check_zarr_codecs(meta["codecs"], file=file, episode=episode, field=field)
         self._array: zarr.Array | None = None

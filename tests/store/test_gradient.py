@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import shutil
 import subprocess
 import sys
 
@@ -202,16 +204,19 @@ def test_stores_record_the_colour_transform_they_chose_and_read_both_back_exactl
     assert recorded_subtract_green(tmp_path / name) == {"cameras/front/rgb": True, "cameras/wrist/rgb": False}
 
 
+def gradient_configuration(node: dict) -> dict:
+    """The genima_data.gradient codec's settings in an image array's zarr.json (inside its shard codec)."""
+    inner = node["codecs"][0]["configuration"]["codecs"]
+    return next(c for c in inner if c["name"] == "genima_data.gradient")["configuration"]
+
+
 def recorded_subtract_green(root) -> dict[str, bool]:
     """Per camera stream of episode0, the colour transform the store wrote down."""
     out = {}
     for path in ("cameras/front/rgb", "cameras/wrist/rgb"):
         if root.name.endswith(".zarr"):
             node = json.loads((root / "episodes/episode0" / path / "zarr.json").read_text())
-            inner = node["codecs"][0]["configuration"]["codecs"]
-            out[path] = next(c for c in inner if c["name"] == "genima_data.gradient")["configuration"][
-                "subtract_green"
-            ]
+            out[path] = gradient_configuration(node)["subtract_green"]
         else:
             with h5py.File(root / "episodes/episode0.h5") as f:
                 out[path] = bool(f[path].attrs[SUBTRACT_GREEN])
@@ -236,8 +241,26 @@ def test_zarr_gradient_codec_defaults_to_green_subtracted_and_refuses_settings_i
     assert GradientCodec.from_dict({"name": "genima_data.gradient", "configuration": {"colour": True}}) == (
         GradientCodec(colour=True, subtract_green=True)
     )
-    with pytest.raises(ValueError, match=r"unknown settings \['predictor'\]; upgrade genima-data"):
+    with pytest.raises(CodecUnavailableError, match=r"does not know \(predictor\); upgrade genima-data"):
         GradientCodec.from_dict({"name": "genima_data.gradient", "configuration": {"predictor": "paeth"}})
+
+
+def test_a_zarr_gradient_array_from_a_newer_writer_is_a_one_line_error_naming_the_field(
+    demo_store_dir, tmp_path, run_cli
+):
+    path = tmp_path / "newer.zarr"
+    shutil.copytree(demo_store_dir / "sample.zarr", path)
+    node_file = path / "episodes/episode0/cameras/front/rgb/zarr.json"
+    node = json.loads(node_file.read_text())
+    gradient_configuration(node)["predictor"] = "paeth"  # a setting a later version might add
+    node_file.write_text(json.dumps(node))
+    result = run_cli("info", str(path))
+    assert result.exit_code != 0 and "Traceback" not in result.stderr
+    assert re.search(
+        r"episode episode0: cameras/front/rgb: codec genima_data.gradient has settings this genima-data does "
+        r"not know \(predictor\); upgrade genima-data",
+        " ".join(result.stderr.split()),  # rich may wrap the line
+    )
 
 
 def test_fitting_the_codec_passes_every_block_through_and_fits_rgb_frames_only():
