@@ -14,6 +14,8 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+from genima_data.errors import GenimaDataError
+
 TMP_PREFIX = ".tmp-"
 
 
@@ -55,6 +57,8 @@ def atomic_output(
             with open(tmp, "rb+") as f:
                 os.fsync(f.fileno())
         if path.is_dir() and not path.is_symlink():
+            if not tmp.is_dir():  # a file never replaces a directory: it may be a dataset or anything else
+                raise GenimaDataError("is a directory; give a file name for this output", file=path)
             # os.replace cannot replace a non-empty directory: move the old one aside first
             old = temp_path_for(path, temp_dir)
             os.replace(path, old)

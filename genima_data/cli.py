@@ -322,9 +322,11 @@ def validate(
     list_checks: bool = typer.Option(False, "--list-checks", help="List the checks and exit."),
     workers: int = typer.Option(1, "--workers", "-w", min=1, help="Processes checking episodes."),
     strict: bool = typer.Option(False, "--strict", help="Warnings count as errors (exit 1)."),
-    horizon: int = typer.Option(_default("horizon"), help="GENIMA target horizon in frames."),
-    min_length: int | None = typer.Option(None, help="Shortest acceptable episode (default: horizon + 3)."),
-    max_length: int | None = typer.Option(_default("max_length"), help="Longest acceptable episode."),
+    horizon: int = typer.Option(_default("horizon"), min=1, help="GENIMA target horizon in frames."),
+    min_length: int | None = typer.Option(
+        None, min=1, help="Shortest acceptable episode (default: horizon + 3)."
+    ),
+    max_length: int | None = typer.Option(_default("max_length"), min=1, help="Longest acceptable episode."),
     joint_margin: float = typer.Option(
         _default("joint_limit_margin_rad"), help="Tolerance beyond joint limits, rad."
     ),
@@ -371,9 +373,14 @@ def validate(
     except GenimaDataError as exc:  # unreadable dataset, unknown check or option: nothing was validated
         exc.exit_code = EXIT_UNREADABLE  # main() prints the one line and exits with it
         raise
-    if report is not None:
-        result.write_json(report)
     console.print(result.renderable(max_findings), soft_wrap=True)
+    if report is not None:
+        try:
+            result.write_json(report)
+        except (OSError, GenimaDataError) as exc:  # validated and shown, but the report was not written
+            error = exc if isinstance(exc, GenimaDataError) else GenimaDataError(os_error_line(exc))
+            error.exit_code = EXIT_UNREADABLE
+            raise error from None
     raise typer.Exit(result.exit_code)
 
 
@@ -596,6 +603,12 @@ def verify(
     raise typer.Exit(EXIT_OK if result.ok else EXIT_ERROR)
 
 
+def os_error_line(exc: OSError) -> str:
+    """``<file>: <reason>`` for an OSError, naming both files of a failed rename."""
+    files = [str(f) for f in (exc.filename, exc.filename2) if f is not None]
+    return ": ".join([" -> ".join(files), exc.strerror] if files and exc.strerror else [str(exc)])
+
+
 def run_app(typer_app: typer.Typer, args: list[str], prog_name: str) -> None:
     """Run a typer app with one-line errors and exit codes; tracebacks only with --debug."""
     debug = "--debug" in args
@@ -606,6 +619,11 @@ def run_app(typer_app: typer.Typer, args: list[str], prog_name: str) -> None:
             raise
         err_console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
         sys.exit(getattr(exc, "exit_code", EXIT_ERROR))
+    except OSError as exc:  # the file system refused (permissions, full disk, not a directory): not a bug
+        if debug:
+            raise
+        err_console.print(f"[red]error:[/] {escape(os_error_line(exc))}", highlight=False)
+        sys.exit(EXIT_ERROR)
     except Exception as exc:
         if debug:
             raise

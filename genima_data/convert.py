@@ -94,9 +94,20 @@ def convert_episode(
     try:
         with reader.episode(job.episode_id) as episode:
             writer.write_episode(episode)
-    except GenimaDataError as exc:
-        return str(exc.located(episode=job.episode_id))
+    except GenimaDataError as exc:  # the source's file where the reader knows it (stores), else its root
+        episode_path = getattr(reader, "episode_path", None)
+        where = episode_path(job.episode_id) if episode_path is not None else job.source
+        return str(exc.located(file=where, episode=job.episode_id))
     return None
+
+
+def _require_same_episodes(reader: Reader, writer: Writer, episode_ids: list[str]) -> None:
+    """Refuse to resume over episodes whose metadata differs from the source's, where the destination can
+    tell (the canonical stores): another seed or re-recording under the same manifest is not this data."""
+    require_same = getattr(writer, "require_same_episode", None)
+    for eid in episode_ids if require_same is not None else []:
+        with reader.episode(eid) as episode:
+            require_same(episode.meta)
 
 
 def check_options(factory: Any, what: str, *args: Any, **options: Any) -> None:
@@ -144,6 +155,8 @@ def convert(
     """Convert `source` to `destination` (format `to`, or implied by the destination); see module doc."""
     reader_options, writer_options = dict(reader_options or {}), dict(writer_options or {})
     src_name, reader = open_source(source, source_format, **reader_options)
+    if Path(destination).resolve() == Path(source).resolve():
+        raise FormatError("the destination is the source; choose another destination", file=destination)
     dst_name = to or destination_format(destination)
     if dst_name is None:
         raise FormatError("cannot tell the destination format from its name; pass --to", file=destination)
@@ -166,6 +179,7 @@ def convert(
         raise FormatError(f"no such episodes in the source: {unknown}", file=source)
     result.skipped = [e for e in ids if writer.has_episode(e)]
     todo = [e for e in ids if not writer.has_episode(e)]
+    _require_same_episodes(reader, writer, result.skipped)
     jobs = [
         ConvertJob(
             str(source),

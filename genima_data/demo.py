@@ -229,7 +229,7 @@ def _render_camera(
 def demo_episode(
     index: int, *, frames: int = 48, size: int = 128, fps: float = 10.0, seed: int = 0
 ) -> Episode:
-
+    """Demo episode `index`: the arm picks up the ball and sets it down, seen by every demo camera."""
     rng = np.random.default_rng([seed, index])
     manifest = demo_manifest(size, fps)
     kinematics = load_kinematics(manifest.robot)
@@ -261,7 +261,12 @@ def demo_episode(
         arrays[f"cameras/{cam.name}/rgb"] = _render_camera(
             rng, CameraModel.from_calibration(cam), poses, scenes
         )
-    meta = EpisodeMeta(
+    return Episode(meta=demo_meta(index, frames=frames, seed=seed), arrays=arrays)
+
+
+def demo_meta(index: int, *, frames: int = 48, seed: int = 0) -> EpisodeMeta:
+    """The metadata `demo_episode` records for episode `index`."""
+    return EpisodeMeta(
         episode_id=f"episode{index}",
         task=DEMO_TASK.name,
         instruction=DEMO_TASK.instructions[index % len(DEMO_TASK.instructions)],
@@ -271,7 +276,6 @@ def demo_episode(
         seed=seed,
         source=EpisodeSource(format="demo", path="genima_data.demo", index=index),
     )
-    return Episode(meta=meta, arrays=arrays)
 
 
 def build_demo(
@@ -280,7 +284,9 @@ def build_demo(
     """Write the demo dataset to `path` (``.zarr`` → zarr, otherwise HDF5) and return it, committed."""
     ds = create_dataset(path, demo_manifest(size))
     for i in range(episodes):
-        if not ds.has_episode(f"episode{i}"):
+        if ds.has_episode(f"episode{i}"):  # resumed: kept only if it is the episode asked for
+            ds.require_same_episode(demo_meta(i, frames=frames, seed=seed))
+        else:
             ds.write_episode(demo_episode(i, frames=frames, size=size, seed=seed))
     ds.commit()
     return ds

@@ -8,6 +8,8 @@ readers and writers (file handles never cross a fork).
 from __future__ import annotations
 
 import multiprocessing
+import signal
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any, TypeVar
@@ -51,13 +53,25 @@ def run_tasks(
     iterator = iter(items)
     try:
         for item in iterator:
-            pending[pool.submit(fn, item)] = item
+            pending[_submit(pool, fn, item)] = item
             if len(pending) >= limit:
                 yield from _drain(pending)
         while pending:
             yield from _drain(pending)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _submit(pool: ProcessPoolExecutor, fn: Callable, item: Any) -> Future:
+    """Submit one task with SIGINT ignored: workers start on submit and inherit that, so Ctrl-C stops only
+    this process, which cancels what has not started (no KeyboardInterrupt traceback from every worker)."""
+    if threading.current_thread() is not threading.main_thread():  # only the main thread sets handlers
+        return pool.submit(fn, item)
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        return pool.submit(fn, item)
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _drain(pending: dict[Future, Any]) -> Iterator[tuple[Any, Any]]:

@@ -18,7 +18,7 @@ import dataclasses
 import itertools
 from abc import ABC, abstractmethod
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -121,6 +121,9 @@ def structure_problems(episode: Episode, manifest: Manifest) -> Iterator[tuple[S
             message = f"dtype {dtype} cannot be stored: arrays hold numbers or booleans (text: meta.extras)"
             yield "dtype", StoreError(message, episode=eid, field=path)
         shape = tuple(source.shape)
+        if 0 in shape[1:]:  # nothing to store per frame, and a chunk cannot have a zero-length axis
+            yield "shape", StoreError(f"shape {shape} has an axis of length 0", episode=eid, field=path)
+            continue
         if not shape or shape[0] != T:
             yield (
                 "frames",
@@ -211,6 +214,7 @@ class Dataset(ABC):
     """
 
     backend: ClassVar[Literal["hdf5", "zarr"]]
+    reserved_names: ClassVar[frozenset[str]] = frozenset()  # names the layout itself uses on disk
 
     def __init__(self, path: Path, manifest: Manifest, mode: Mode) -> None:
         self.path = Path(path)
@@ -339,7 +343,10 @@ class Dataset(ABC):
             ds._check_same_dataset(manifest, append=append)
             if append:
                 manifest = ds._merged_for_append(manifest)
-            storage = ds.manifest.storage or storage  # keep the codecs the dataset was started with
+            if ds.manifest.storage is not None:  # keep the codecs the dataset was started with
+                asked = {"image": image_codec, "array": array_codec}
+                _require_same_codecs(ds.manifest.storage, storage, [k for k, v in asked.items() if v], path)
+                storage = ds.manifest.storage
         else:
             ds = cls(path, manifest, "a")
             ds._init_layout()
@@ -443,9 +450,38 @@ class Dataset(ABC):
         """Ids of every completely written episode, indexed or not (an uncommitted append leaves some)."""
         return self._complete_on_disk()
 
-    def write_episode(self, episode: Episode) -> None:
-        """Write one episode atomically: it appears complete or not at all."""
+    def episode_meta(self, episode_id: str) -> EpisodeMeta:
+        """The metadata of a complete episode (indexed or written by an unfinished run)."""
+        self._require_indexed(episode_id)
+        return self._read_meta(episode_id)
+
+    def require_same_episode(self, meta: EpisodeMeta) -> None:
+        """Raise unless the episode on disk with `meta`'s id has the same metadata: a resumed run must
+        not keep an episode of another dataset that shares the manifest (another seed, a re-recording)."""
+        stored = self._read_meta(meta.episode_id).model_dump(mode="json")
+        given = meta.model_dump(mode="json")
+        differing = [key for key in given if stored.get(key) != given[key]]
+        if differing:
+            raise StoreError(
+                f"destination already holds a different episode with this id (differs in "
+                f"{', '.join(differing)}); choose another destination or remove it",
+                file=self._episode_location(meta.episode_id),
+                episode=meta.episode_id,
+            )
+
+    def write_episode(self, episode: Episode, *, replace: bool = False) -> None:
+        """Write one episode atomically: it appears complete or not at all. An episode already on disk is
+        refused unless `replace`."""
         self._require_writable()
+        eid = episode.episode_id
+        self._check_names(eid, episode.arrays)
+        if self.has_episode(eid) and not replace:
+            raise StoreError(
+                "episode already exists (pass replace=True to overwrite it)",
+                file=self._episode_location(eid),
+                episode=eid,
+            )
+        parse_model(EpisodeMeta, episode.meta.model_dump(mode="json"), episode=eid)  # model_copy skips checks
         check_episode_structure(episode, self._manifest)
         try:
             self._write_episode(episode)
@@ -472,12 +508,25 @@ class Dataset(ABC):
         self._require_writable()
         if not self.has_episode(episode_id):
             raise StoreError("cannot add arrays to a missing episode", file=self.path, episode=episode_id)
+        self._check_names(episode_id, arrays)
         with self._open_episode(episode_id) as current:
             check_episode_structure(current.with_arrays(arrays), self._manifest)
         self._drop_open(episode_id)
         if codec is not None:
             get_codec(codec, self.backend)  # unknown or unavailable: fail before writing anything
         self._add_arrays(episode_id, arrays, replace, attrs or {}, codec)
+
+    def _check_names(self, episode_id: str, paths: Iterable[str]) -> None:
+        """Refuse an episode id or array path segment that the back-end's layout uses for itself."""
+        for path in (None, *paths):
+            for name in [episode_id] if path is None else path.split("/"):
+                if name in self.reserved_names:
+                    raise StoreError(
+                        f"'{name}' is reserved by the {self.backend} layout; rename the "
+                        f"{'episode' if path is None else 'array'}",
+                        episode=episode_id,
+                        field=path,
+                    )
 
     def _drop_open(self, episode_id: str) -> None:
         ep = self._open.pop(episode_id, None)
@@ -492,17 +541,34 @@ class Dataset(ABC):
         known = {e.episode_id: e for e in self._manifest.episodes}
         known.update(self._written)
         summaries = [
-            known[eid] if eid in known else EpisodeSummary.of(self._read_meta(eid))
-            for eid in self._complete_on_disk()
+            known[eid] if eid in known else self._summary_on_disk(eid) for eid in self._complete_on_disk()
         ]
         self._manifest = self._manifest.with_episodes(summaries)
         self._write_committed(self._manifest.to_json())
         self._write_pending(None)
         return self._manifest
 
+    def _summary_on_disk(self, episode_id: str) -> EpisodeSummary:
+        """The index line of an episode found on disk; its metadata must carry the id it is stored under."""
+        meta = self._read_meta(episode_id)
+        if meta.episode_id != episode_id:
+            raise StoreError(
+                f"holds episode '{meta.episode_id}' under the name '{episode_id}' (a copy or a rename?); "
+                "remove it or restore its name, then re-run",
+                file=self._episode_location(episode_id),
+                episode=episode_id,
+            )
+        return EpisodeSummary.of(meta)
+
     def update_manifest(self, **fields: Any) -> Manifest:
         """Change committed manifest fields (calibration, splits, ...) atomically."""
         self._require_writable()
+        if self._read_pending(self.path) is not None:  # resuming that write would undo the change
+            raise StoreError(
+                "a write to this dataset is in progress or was interrupted; finish it first (re-run the "
+                "command that started it, or commit), then change the manifest",
+                file=self.path,
+            )
         updated = parse_model(
             Manifest,
             {**self._manifest.model_dump(mode="json"), **fields},
@@ -524,6 +590,17 @@ class Dataset(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({str(self.path)!r}, episodes={len(self)}, mode={self.mode!r})"
+
+
+def _require_same_codecs(started: StorageInfo, asked: StorageInfo, kinds: list[str], path: Path) -> None:
+    """Refuse codecs asked for explicitly that differ from those a dataset was started with."""
+    for kind in kinds:
+        if started.codecs.get(kind) != asked.codecs[kind]:
+            raise StoreError(
+                f"the dataset was started with {kind} codec '{started.codecs.get(kind)}', not "
+                f"'{asked.codecs[kind]}'; resume without the codec option or choose another destination",
+                file=path,
+            )
 
 
 def meta_to_json(meta: EpisodeMeta) -> str:

@@ -5,7 +5,7 @@ is written under a temporary name and renamed when complete; adding arrays (targ
 same way, copying the existing datasets chunk by chunk (HDF5 offers no safe in-place append under a
 crash). Episode metadata is the root attribute ``meta`` (JSON); each dataset records its ``codec``.
 Datasets with codec ``gradient-zstd`` hold gradient residuals (`genima_data.store.gradient`): HDF5 filters
-cannot be written in Python, so the store encodes on write and `GradientDataset` decodes on read; on RGB
+cannot be written in Python, so the store encodes on write and `H5Array` decodes on read; on RGB
 frames the attribute ``subtract_green`` says whether red and blue are relative to green.
 
 Files are written in the HDF5 1.10 file format (readable by HDF5 1.10 and later, h5py 2.10 and later):
@@ -22,6 +22,7 @@ from typing import Any
 
 import h5py
 import numpy as np
+import zstandard
 
 from genima_data.atomic import TMP_PREFIX, atomic_output, atomic_write_text, remove_path, remove_temporaries
 from genima_data.episode import ArraySource, Episode, frame_number
@@ -71,23 +72,40 @@ def _file_meta(f: h5py.File, path: Path, episode_id: str) -> EpisodeMeta:
     return meta_from_json(f.attrs["meta"], file=path, episode=episode_id)
 
 
-class GradientDataset:
-    """An HDF5 dataset of gradient residuals read back as the frames it encodes (any index)."""
+class H5Array:
+    """An episode's HDF5 dataset read as the array it stores: gradient residuals come back as frames (any
+    index), and a chunk that cannot be read (truncated or corrupt file) is a StoreError naming file, episode
+    and field instead of HDF5's or zstd's own exception."""
 
-    def __init__(self, dataset: h5py.Dataset) -> None:
+    def __init__(self, dataset: h5py.Dataset, *, file: str | None = None, episode: str | None = None) -> None:
         self.dataset = dataset
         self.shape: tuple[int, ...] = dataset.shape
         self.dtype = dataset.dtype
         self.attrs = dataset.attrs
+        self._where = {"file": file or dataset.file.filename, "episode": episode, "field": dataset.name[1:]}
+        self._gradient = get_codec_name(dataset) == "gradient-zstd"
         self._colour = has_colour(dataset.shape)
         self._subtract_green = bool(dataset.attrs.get(SUBTRACT_GREEN, True))  # files from before the choice
-        self._frame_chunks = _zstd_frame_chunks(dataset)
+        self._frame_chunks = self._gradient and _zstd_frame_chunks(dataset)
         self._frame_nbytes = int(np.prod(self.shape[1:]))
 
     def __len__(self) -> int:
         return self.shape[0]
 
     def __getitem__(self, index: Any) -> np.ndarray:
+        try:
+            return self._read(index) if self._gradient else self.dataset[index]
+        except (OSError, RuntimeError, zstandard.ZstdError) as exc:
+            raise StoreError(
+                f"cannot read the data ({type(exc).__name__}: {exc}); the file is truncated or corrupt",
+                **self._where,
+            ) from None
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        data = self[...]
+        return data if dtype is None else data.astype(dtype)
+
+    def _read(self, index: Any) -> np.ndarray:
         if self._frame_chunks and isinstance(index, int | np.integer):
             return self._frame(frame_number(index, self.shape[0]))
         head, *rest = index if isinstance(index, tuple) else (index,)
@@ -97,10 +115,6 @@ class GradientDataset:
         if not rest:  # the decoded array itself, not a view of it: callers may own and write it
             return frames
         return frames[tuple(rest)] if isinstance(head, int | np.integer) else frames[(slice(None), *rest)]
-
-    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
-        data = self[...]
-        return data if dtype is None else data.astype(dtype)
 
     def _frame(self, t: int) -> np.ndarray:
         """Frame t from its raw chunk: HDF5's filter would create a zstd context per chunk."""
@@ -117,7 +131,7 @@ class GradientDataset:
 
 
 def _zstd_frame_chunks(dataset: h5py.Dataset) -> bool:
-    """Whether each frame is one chunk behind HDF5's zstd filter alone (chunks GradientDataset reads raw)."""
+    """Whether each frame is one chunk behind HDF5's zstd filter alone (chunks H5Array reads raw)."""
     plist = dataset.id.get_create_plist()
     filters = [plist.get_filter(i)[0] for i in range(plist.get_nfilters())]
     return dataset.chunks == (1, *dataset.shape[1:]) and filters == [ZSTD_FILTER]
@@ -129,11 +143,6 @@ def _write_residual_frames(dataset: h5py.Dataset, start: int, frames: np.ndarray
     zeros = (0,) * (frames.ndim - 1)
     for t, frame in enumerate(frames, start):
         dataset.id.write_direct_chunk((t, *zeros), zstd_frames.compress(frame.data, level, residuals=True))
-
-
-def _readable(dataset: h5py.Dataset) -> ArraySource:
-    """The dataset itself, or a decoding view when it holds gradient residuals."""
-    return GradientDataset(dataset) if get_codec_name(dataset) == "gradient-zstd" else dataset
 
 
 def get_codec_name(dataset: h5py.Dataset) -> str:
@@ -154,11 +163,22 @@ class _H5Frames(FrameHandle):
         if not isinstance(dataset, h5py.Dataset):
             raise self.missing(path)
         check_hdf5_filters(dataset, file=str(self.location), episode=self.episode_id, field=path)
-        return _readable(dataset)
+        return H5Array(dataset, file=str(self.location), episode=self.episode_id)
 
     def close(self) -> None:
         super().close()
         self._file.close()
+
+
+def _read_json_text(path: Path) -> str | None:
+    """The text of a manifest file, None when there is none; one-line error when it cannot be read."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise StoreError(f"cannot read the manifest ({reason})", file=path) from None
 
 
 def _dataset_paths(f: h5py.File) -> list[str]:
@@ -181,11 +201,11 @@ class HDF5Dataset(Dataset):
 
     @classmethod
     def _read_committed(cls, path: Path) -> str | None:
-        return (path / MANIFEST).read_text() if (path / MANIFEST).exists() else None
+        return _read_json_text(path / MANIFEST)
 
     @classmethod
     def _read_pending(cls, path: Path) -> str | None:
-        return (path / PENDING).read_text() if (path / PENDING).exists() else None
+        return _read_json_text(path / PENDING)
 
     def _write_committed(self, manifest_json: str) -> None:
         atomic_write_text(self.path / MANIFEST, manifest_json)
@@ -234,7 +254,7 @@ class HDF5Dataset(Dataset):
             arrays = {}
             for name in _dataset_paths(f):
                 check_hdf5_filters(f[name], file=str(path), episode=episode_id, field=name)
-                arrays[name] = _readable(f[name])
+                arrays[name] = H5Array(f[name], file=str(path), episode=episode_id)
         except BaseException:
             f.close()
             raise

@@ -59,6 +59,10 @@ def _read_node(directory: Path) -> dict[str, Any] | None:
         return None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise StoreError(f"malformed zarr metadata ({exc})", file=directory / NODE) from None
+    except OSError as exc:
+        raise StoreError(
+            f"cannot read zarr metadata ({exc.strerror or exc})", file=directory / NODE
+        ) from None
 
 
 class ZarrArraySource:
@@ -75,6 +79,7 @@ class ZarrArraySource:
         keep_open: bool = False,
     ) -> None:
         self._directory = directory
+        self._where = {"file": file, "episode": episode, "field": field}
         self.shape = tuple(meta["shape"])
         self.dtype = np.dtype(meta["data_type"])
         self.attrs = meta.get("attributes", {})
@@ -98,12 +103,15 @@ class ZarrArraySource:
         return self.shape[0]
 
     def __getitem__(self, index: Any) -> np.ndarray:
-        if self._direct is None:
-            return self.array[index]
-        if isinstance(index, int | np.integer):
-            return self._direct.row(frame_number(index, self.shape[0]))
-        span = contiguous_frames(index, self.shape[0])
-        return self.array[index] if span is None else self._direct.rows(*span)
+        try:
+            if self._direct is None:
+                return self.array[index]
+            if isinstance(index, int | np.integer):
+                return self._direct.row(frame_number(index, self.shape[0]))
+            span = contiguous_frames(index, self.shape[0])
+            return self.array[index] if span is None else self._direct.rows(*span)
+        except StoreError as exc:
+            raise exc.located(**self._where) from None
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         data = self[...]
@@ -116,12 +124,12 @@ class ZarrArraySource:
 
 
 def _array_nodes(root: Path) -> dict[str, dict[str, Any]]:
-    """Logical path -> array metadata for every array below `root`."""
+    """Logical path -> array metadata for every array below `root` (chunk folders are not descended into)."""
     nodes = {}
     for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = [d for d in dirnames if d != "c" and not d.startswith(TMP_PREFIX)]
+        dirnames[:] = [d for d in dirnames if not d.startswith(TMP_PREFIX)]
         if NODE in filenames and dirpath != str(root):
-            node = json.loads(Path(dirpath, NODE).read_text())
+            node = _read_node(Path(dirpath)) or {}
             if node.get("node_type") == "array":
                 nodes[Path(dirpath).relative_to(root).as_posix()] = node
                 dirnames[:] = []
@@ -152,6 +160,7 @@ class _ZarrFrames(FrameHandle):
 
 class ZarrDataset(Dataset):
     backend = "zarr"
+    reserved_names = frozenset({NODE})  # an episode or array named zarr.json would collide with its group's
 
     # ------------------------------------------------------------ layout and bookkeeping
     @classmethod
@@ -196,6 +205,9 @@ class ZarrDataset(Dataset):
     def _episode_location(self, episode_id: str) -> Path:
         return self.path / EPISODES / episode_id
 
+    def has_episode(self, episode_id: str) -> bool:
+        return (self._episode_location(episode_id) / NODE).is_file()  # a group, not the file zarr.json
+
     def _complete_on_disk(self) -> list[str]:
         d = self.path / EPISODES
         if not d.is_dir():
@@ -209,7 +221,7 @@ class ZarrDataset(Dataset):
         for ep in self._complete_on_disk():  # leftovers of interrupted add_arrays
             for dirpath, dirnames, _ in os.walk(self._episode_location(ep)):
                 removed += remove_temporaries(dirpath)
-                dirnames[:] = [d for d in dirnames if d != "c" and not d.startswith(TMP_PREFIX)]
+                dirnames[:] = [d for d in dirnames if not d.startswith(TMP_PREFIX)]
         return removed
 
     # ------------------------------------------------------------ reading

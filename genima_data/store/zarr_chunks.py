@@ -172,11 +172,17 @@ class DirectArray:
             data = codec.encode(data)
         return bytes(data)
 
-    def _decode(self, data: bytes, out: np.ndarray) -> None:
-        """Decode one chunk into `out` (its rows, native byte order)."""
-        for codec in reversed(self.bytes_codecs):
-            data = codec.decode(data)
-        arr = np.frombuffer(data, dtype=self.stored_dtype).reshape(out.shape)
+    def _decode(self, data: bytes, out: np.ndarray, path: str) -> None:
+        """Decode one chunk of file `path` into `out` (its rows, native byte order)."""
+        try:
+            for codec in reversed(self.bytes_codecs):
+                data = codec.decode(data)
+            arr = np.frombuffer(data, dtype=self.stored_dtype).reshape(out.shape)
+        except Exception as exc:  # codecs raise their own types (ZstdError, RuntimeError, ...) on bad bytes
+            raise StoreError(
+                f"a chunk cannot be decoded ({type(exc).__name__}: {exc}); the file is truncated or corrupt",
+                file=path,
+            ) from None
         if self.gradient is not None:
             decode_gradient(arr, self.gradient.colour, out=out, subtract_green=self.gradient.subtract_green)
         else:
@@ -255,7 +261,7 @@ class DirectArray:
                 if offset == _EMPTY:  # a chunk zarr left out: it holds only the fill value
                     frame[...] = self.fill_value
                 else:
-                    self._decode(os.pread(fd, nbytes, offset), frame[None])
+                    self._decode(os.pread(fd, nbytes, offset), frame[None], self._key(shard))
         finally:
             if self._fds is None:
                 os.close(fd)
@@ -293,7 +299,7 @@ class DirectArray:
         except FileNotFoundError:  # zarr does not write chunks equal to the fill value
             return self._fill(self.chunk_rows)
         out = self._empty(self.chunk_rows)
-        self._decode(data, out)
+        self._decode(data, out, self._key(k))
         return out
 
 

@@ -25,7 +25,7 @@ from genima_data.store.gradient import (
     encode_gradient,
     prefers_subtract_green,
 )
-from genima_data.store.hdf5 import SUBTRACT_GREEN, GradientDataset
+from genima_data.store.hdf5 import SUBTRACT_GREEN, H5Array
 
 frame_shapes = st.tuples(st.integers(1, 3), st.integers(1, 20), st.integers(1, 20))
 
@@ -142,11 +142,12 @@ def test_hdf5_frame_reads_decode_raw_chunks_stored_compressed_unfiltered_or_neve
             chunks=(1, 6, 5, 3),
             **get_codec("gradient-zstd").hdf5_kwargs(),
         )
+        raw.attrs["codec"] = "gradient-zstd"  # what the store records: the dataset holds residuals
         raw[0] = residuals[0]  # through HDF5's zstd filter
         raw.id.write_direct_chunk((1, 0, 0, 0), zstd_frames.compress(residuals[1].tobytes(), 1))
         # filter mask bit 0: HDF5 kept this chunk without its zstd filter (it may, for incompressible data)
         raw.id.write_direct_chunk((2, 0, 0, 0), residuals[2].tobytes(), filter_mask=1)
-        source = GradientDataset(raw)  # frame 3 never written: the fill value, zero
+        source = H5Array(raw)  # frame 3 never written: the fill value, zero
         assert [np.array_equal(source[t], frames[t]) for t in range(3)] == [True, True, True]
         assert np.array_equal(source[3], np.zeros_like(frames[3]))
         assert np.array_equal(source[-4], frames[0])

@@ -353,7 +353,8 @@ def test_truncated_zarr_shard_is_an_error_naming_the_file(demo_store_dir, tmp_pa
     shutil.copytree(demo_store_dir / "sample.zarr", path)
     shard = path / "episodes/episode0/cameras/front/rgb/c.0.0.0.0"
     shard.write_bytes(shard.read_bytes()[:-10])
-    with pytest.raises(StoreError, match=r"c\.0\.0\.0\.0: shard index is truncated or corrupt"):
+    message = r"c\.0\.0\.0\.0: episode episode0: cameras/front/rgb: shard index is truncated or corrupt"
+    with pytest.raises(StoreError, match=message):
         open_dataset(path).read_frame("episode0", "cameras/front/rgb", 3)
 
 
