@@ -43,6 +43,7 @@ from genima_data.formats import Format
 from genima_data.formats.mapping import (
     ArmLayout,
     calibrated_cameras,
+    chosen_cameras,
     manifest_from_record,
     manifest_record,
     writer_manifest,
@@ -133,6 +134,28 @@ def layout_for(width: int, arm: str, robot: Robot | None, *, field: str) -> ArmL
     )
 
 
+def open_episode_file(file: Path) -> Any:
+    """An episode file opened for reading; a truncated or non-HDF5 file is a one-line error naming it."""
+    try:
+        return import_h5py().File(file, "r")
+    except OSError as exc:
+        raise FormatError(f"not a readable HDF5 file: {exc}", file=file) from None
+
+
+def recorded_cameras(h5: Any) -> list[str]:
+    """Names of the cameras an open episode file has images of."""
+    return sorted(h5[IMAGES]) if IMAGES in h5 else []
+
+
+def vector_width(qpos: Any) -> int:
+    """Width of the (T, n) qpos vectors; anything but one vector per frame is a one-line error."""
+    if qpos.ndim != 2:
+        raise FormatError(
+            f"shape {qpos.shape} is not one vector per frame (T, n)", field="/observations/qpos"
+        )
+    return int(qpos.shape[1])
+
+
 def decode_jpeg(buffer: np.ndarray, where: str) -> np.ndarray:
     import cv2
 
@@ -182,17 +205,45 @@ class AlohaReader:
             Robot, self.record["manifest"]["robot"], file=record_file
         )
         self.robot = load_robot(robot) if robot is not None else recorded_robot
-        first = self.files[self.episode_ids[0]]
-        with import_h5py().File(first, "r") as h5:
-            camera_names = sorted(h5[IMAGES]) if IMAGES in h5 else []
-            width = self._dataset(h5, "observations/qpos", first).shape[1]
-        self.camera_names = [c for c in camera_names if cameras is None or c in cameras]
-        self.layout = layout_for(width, arm, self.robot, field="observations/qpos")
-        self._manifest = self._build_manifest(calibration, float(fps), task)
+        self.reference, sizes, width = self._survey()
+        self.cameras_chosen = cameras is not None
+        self.camera_names = chosen_cameras(sorted(sizes), cameras, source=self.reference)
+        try:
+            self.layout = layout_for(width, arm, self.robot, field="/observations/qpos")
+        except GenimaDataError as exc:
+            raise exc.located(file=self.reference) from None
+        self._manifest = self._build_manifest(calibration, float(fps), task, sizes)
 
-    def _build_manifest(self, calibration: str | Path | None, fps: float, task: str | None) -> Manifest:
+    def _survey(self) -> tuple[Path, dict[str, tuple[int, int]], int]:
+        """The first episode file that reads, its cameras' image sizes and its vector width: it sets the
+        dataset's cameras and layout, so that one broken file fails only its own episode."""
+        errors = []
+        for episode_id in self.episode_ids:
+            file = self.files[episode_id]
+            try:
+                with open_episode_file(file) as h5:
+                    width = vector_width(self._dataset(h5, "observations/qpos", file))
+                    sizes = {camera: self._size(h5, file, camera) for camera in recorded_cameras(h5)}
+                return file, sizes, width
+            except GenimaDataError as exc:
+                errors.append(exc.located(file=file))
+        raise errors[0]
+
+    def _size(self, h5: Any, file: Path, camera: str) -> tuple[int, int]:
+        """(width, height) of a camera's images in an open episode file."""
+        shape = self._images(h5[f"{IMAGES}/{camera}"], file, camera).shape
+        return int(shape[2]), int(shape[1])
+
+    def _build_manifest(
+        self, calibration: str | Path | None, fps: float, task: str | None, sizes: dict[str, tuple[int, int]]
+    ) -> Manifest:
         cameras = calibrated_cameras(
-            self.camera_names, calibration, self.path / CALIBRATION_FILE, source=self.path, what="ALOHA"
+            self.camera_names,
+            calibration,
+            self.path / CALIBRATION_FILE,
+            source=self.path,
+            what="ALOHA",
+            sizes=sizes,
         )
         if self.record is not None:
             record = {**self.record["manifest"], "robot": self.robot.model_dump(mode="json"), "fps": fps}
@@ -241,9 +292,9 @@ class AlohaReader:
             raise FormatError(f"no episode '{episode_id}'", file=self.path)
         file = self.files[episode_id]
         try:
-            h5 = import_h5py().File(file, "r")
-        except OSError as exc:
-            raise FormatError(f"not a readable HDF5 file: {exc}", file=file, episode=episode_id) from None
+            h5 = open_episode_file(file)
+        except GenimaDataError as exc:
+            raise exc.located(episode=episode_id) from None
         try:
             return self._episode(h5, file, episode_id)
         except GenimaDataError as exc:
@@ -255,8 +306,9 @@ class AlohaReader:
 
     def _episode(self, h5: Any, file: Path, episode_id: str) -> Episode:
         qpos = self._dataset(h5, "observations/qpos", file)[()]
+        T = qpos.shape[0] if qpos.ndim else 0
+        qpos = self._vectors(qpos, "observations/qpos", T)  # same width as the dataset's layout
         action = self._dataset(h5, "action", file)[()]
-        T = len(qpos)
         stamps = h5[f"{GENIMA_GROUP}/timestamps"][()] if f"{GENIMA_GROUP}/timestamps" in h5 else None
         arrays: dict[str, Any] = {
             "timestamps": stamps
@@ -277,15 +329,45 @@ class AlohaReader:
         if "aloha" not in meta.extras:  # written from another source: the vectors hold nothing more
             skip |= set(VECTORS)
         arrays.update(self._extras(h5, T, skip))
-        for camera in self.camera_names:
-            arrays[f"cameras/{camera}/rgb"] = self._images(h5[f"{IMAGES}/{camera}"], file, camera)
+        arrays.update(self._camera_frames(h5, file, T))
         return Episode(meta=meta, arrays=arrays, _on_close=[h5.close])
+
+    def _camera_frames(self, h5: Any, file: Path, length: int) -> dict[str, Any]:
+        """The dataset's cameras in this file: each present, `length` frames long, at its calibrated size."""
+        recorded = recorded_cameras(h5)
+        extra = [c for c in recorded if c not in self.camera_names]
+        if extra and not self.cameras_chosen:  # importing it would give this episode a camera others lack
+            raise FormatError(
+                f"camera '{extra[0]}' is not among the dataset's cameras {self.camera_names} (those of "
+                f"{self.reference.name}); choose the cameras to import with --reader-opt 'cameras=[...]'",
+                field=f"/{IMAGES}/{extra[0]}",
+            )
+        frames = {}
+        for camera in self.camera_names:
+            field = f"/{IMAGES}/{camera}"
+            if camera not in recorded:
+                raise FormatError(
+                    f"camera '{camera}' is missing (recorded in {self.reference.name})", field=field
+                )
+            images = self._images(h5[f"{IMAGES}/{camera}"], file, camera)
+            if len(images) != length:
+                raise FormatError(f"has {len(images)} frames, /observations/qpos has {length}", field=field)
+            calibrated = self._manifest.camera(camera)
+            height, width = images.shape[1:3]
+            if (width, height) != (calibrated.width, calibrated.height):
+                raise FormatError(
+                    f"images are {width}x{height}, camera '{camera}' is calibrated at "
+                    f"{calibrated.width}x{calibrated.height}",
+                    field=field,
+                )
+            frames[f"cameras/{camera}/rgb"] = images
+        return frames
 
     def _vectors(self, values: np.ndarray, name: str, length: int) -> np.ndarray:
         if values.ndim != 2 or values.shape != (length, len(self.layout.names)):
             raise FormatError(
-                f"shape {values.shape} does not match /observations/qpos "
-                f"({length}, {len(self.layout.names)})",
+                f"shape {values.shape}, expected ({length}, {len(self.layout.names)}): one "
+                f"{len(self.layout.names)}-wide vector per frame, as in {self.reference.name}",
                 field=f"/{name}",
             )
         return values

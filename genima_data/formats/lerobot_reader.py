@@ -34,7 +34,12 @@ from genima_data.formats.lerobot_layout import (
     read_json,
     read_json_lines,
 )
-from genima_data.formats.mapping import ArmLayout, calibrated_cameras, manifest_from_record
+from genima_data.formats.mapping import (
+    ArmLayout,
+    calibrated_cameras,
+    chosen_cameras,
+    manifest_from_record,
+)
 from genima_data.formats.video import VideoReader
 from genima_data.robots import ROBOTS, load_robot, robot_preset
 from genima_data.schema import (
@@ -120,11 +125,10 @@ class LeRobotReader:
         self.arrays: dict[str, dict[str, Any]] = self.genima.get("arrays", {})
         self.tasks = self._read_tasks()
         self._episodes = {ref.episode_id: ref for ref in self._read_episodes()}
-        self.image_keys = [
-            k
-            for k, f in self.features.items()
-            if f["dtype"] in ("video", "image") and self._wanted(k, cameras)
-        ]
+        images = [k for k, f in self.features.items() if f["dtype"] in ("video", "image")]
+        available = list(dict.fromkeys(self._camera_of(k) for k in images))
+        chosen = chosen_cameras(available, cameras, source=self.path / INFO_PATH)
+        self.image_keys = [k for k in images if self._camera_of(k) in chosen]
         self.state = self._layout(STATE, arm, gripper, robot)
         self.action = self._layout(ACTION, arm, gripper, robot) if ACTION in self.features else None
         self._manifest = self._build_manifest(calibration, robot, task)
@@ -145,19 +149,15 @@ class LeRobotReader:
                 field="stats",
             )
 
-    def _wanted(self, key: str, cameras: list[str] | None) -> bool:
-        return cameras is None or self._camera_of(key) in cameras
-
     def _camera_of(self, key: str) -> str:
         path = self.arrays.get(key, {}).get("path")
         return path.split("/")[1] if path else camera_name_of(key)
 
     def _read_tasks(self) -> dict[int, str]:
         if self.version == "v3.0":
-            _, pq = import_pyarrow()
-            table = pq.read_table(self.path / TASKS_PATH) if (self.path / TASKS_PATH).is_file() else None
-            if table is None:
+            if not (self.path / TASKS_PATH).is_file():
                 raise FormatError("meta/tasks.parquet is missing", file=self.path / TASKS_PATH)
+            table = read_parquet(self.path / TASKS_PATH)
             text_column = next((c for c in ("task", "__index_level_0__") if c in table.column_names), None)
             if text_column is None or "task_index" not in table.column_names:
                 raise FormatError("needs columns 'task' and 'task_index'", file=self.path / TASKS_PATH)
@@ -212,16 +212,10 @@ class LeRobotReader:
     def _episode_rows(self) -> list[dict[str, Any]]:
         if self.version != "v3.0":
             return read_json_lines(self.path / "meta/episodes.jsonl", what="meta/episodes.jsonl")
-        _, pq = import_pyarrow()
         files = sorted((self.path / EPISODES_DIR).glob("chunk-*/file-*.parquet"))
         if not files:
             raise FormatError("no episode metadata (meta/episodes/chunk-*/file-*.parquet)", file=self.path)
-        rows = []
-        for file in files:
-            schema = pq.read_schema(file)
-            columns = [c for c in schema.names if not c.startswith("stats/")]
-            rows += pq.read_table(file, columns=columns).to_pylist()
-        return rows
+        return [row for file in files for row in read_parquet(file, skip_prefix="stats/").to_pylist()]
 
     def _layout(self, key: str, arm: str | None, gripper: str | None, robot: str | Path | None) -> ArmLayout:
         if key not in self.features:
@@ -261,9 +255,17 @@ class LeRobotReader:
         )
 
     def _cameras(self, calibration: str | Path | None) -> list[Camera]:
-        names = list(dict.fromkeys(self._camera_of(k) for k in self.image_keys))
+        sizes: dict[str, tuple[int, int]] = {}
+        for key in self.image_keys:
+            height, width = self._image_shape(key)
+            sizes.setdefault(self._camera_of(key), (width, height))
         return calibrated_cameras(
-            names, calibration, self.path / CALIBRATION_PATH, source=self.path, what="a LeRobot dataset"
+            list(sizes),
+            calibration,
+            self.path / CALIBRATION_PATH,
+            source=self.path,
+            what="a LeRobot dataset",
+            sizes=sizes,
         )
 
     def _robot(self, robot: str | Path | None) -> Robot:
@@ -330,11 +332,10 @@ class LeRobotReader:
         return Episode(meta=meta, arrays=arrays, _on_close=[r.close for r in readers])
 
     def _rows(self, ref: EpisodeRef) -> dict[str, np.ndarray]:
-        _, pq = import_pyarrow()
         if not ref.data_file.is_file():
             raise FormatError("data file is missing", file=ref.data_file)
         filters = [("episode_index", "=", ref.index)] if self.version == "v3.0" else None
-        table = pq.read_table(ref.data_file, filters=filters)
+        table = read_parquet(ref.data_file, filters=filters)
         if table.num_rows != ref.length:
             raise FormatError(
                 f"has {table.num_rows} rows, expected {ref.length} (episode length)", field="length"
@@ -448,6 +449,18 @@ class LeRobotReader:
             ),
             extras={"lerobot_tasks": ref.tasks} if len(ref.tasks) > 1 else {},
         )
+
+
+def read_parquet(file: Path, *, skip_prefix: str | None = None, **options: Any) -> Any:
+    """The table of a parquet file (without columns starting with `skip_prefix`); a corrupt or truncated
+    file is a one-line error naming it, not pyarrow's exception."""
+    pa, pq = import_pyarrow()
+    try:
+        if skip_prefix is not None:
+            options["columns"] = [c for c in pq.read_schema(file).names if not c.startswith(skip_prefix)]
+        return pq.read_table(file, **options)
+    except (pa.ArrowException, OSError) as exc:
+        raise FormatError(f"unreadable parquet file ({exc})", file=file) from None
 
 
 def decode_image_cell(cell: dict[str, Any] | None, key: str) -> np.ndarray:

@@ -20,7 +20,7 @@ import contextlib
 import json
 import os
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +65,8 @@ from genima_data.schema import EpisodeMeta, EpisodeSummary, Manifest, natural_ke
 from genima_data.store.base import check_episode_structure
 
 CHUNKS_SIZE = 1000  # files per chunk directory, LeRobot's default
+# sphere targets as RGB planes: yuv420p's halved chroma caps their label colours at 24-33 dB at any crf
+TARGET_SETTINGS = VideoSettings(vcodec="libx264rgb", crf=18, pix_fmt="rgb24")
 TIMESTAMPS_FEATURE = "genima.timestamps"
 MAX_STATS_ENTRIES = 64
 
@@ -267,8 +269,9 @@ class LeRobotWriter:
     """Writes Episodes as a LeRobot v3.0 dataset (see the module docstring for crash safety).
 
     Options: `image_codec` (video codec; default libsvtav1 if PyAV has it, else libx264), `crf` (30),
-    `gop` (keyframe interval, 2), `episodes_per_file` (close a file group after this many episodes;
-    default by LeRobot's size limits `data_file_mb`/`video_file_mb`), `retime` (accept timestamps off the
+    `target_crf` (sphere target streams, encoded as RGB with libx264rgb; 18), `gop` (keyframe interval, 2),
+    `episodes_per_file` (close a file group after this many episodes; default by LeRobot's size limits
+    `data_file_mb`/`video_file_mb`), `retime` (accept timestamps off the
     fps grid: frames are re-stamped on the grid and the originals kept in genima.timestamps),
     `tolerance_s` (how far off the grid a timestamp may be without `retime`).
     """
@@ -280,6 +283,7 @@ class LeRobotWriter:
         *,
         image_codec: str | None = None,
         crf: int = 30,
+        target_crf: int = TARGET_SETTINGS.crf,
         gop: int = 2,
         episodes_per_file: int | None = None,
         data_file_mb: float = 100,
@@ -289,6 +293,7 @@ class LeRobotWriter:
     ) -> None:
         self.path = Path(path)
         self.settings = VideoSettings(vcodec=image_codec, crf=int(crf), gop=int(gop))
+        self.target_settings = replace(TARGET_SETTINGS, crf=int(target_crf), gop=int(gop))
         self.episodes_per_file = episodes_per_file
         self.data_file_bytes, self.video_file_bytes = data_file_mb * 2**20, video_file_mb * 2**20
         self.retime, self.tolerance_s = bool(retime), float(tolerance_s)
@@ -485,7 +490,7 @@ class LeRobotWriter:
     def _encode(self, episode: Episode, path: str, file: Path, stats: dict[str, Any]) -> Path:
         source = episode[path]
         height, width = int(source.shape[1]), int(source.shape[2])
-        writer = VideoWriter(file, self.manifest.fps, width, height, self.settings)
+        writer = VideoWriter(file, self.manifest.fps, width, height, self._video_settings(path))
         image_stats = ImageStats()
         for t in range(episode.length):
             frame = np.asarray(source[t])
@@ -494,6 +499,9 @@ class LeRobotWriter:
         writer.close()
         stats[video_key(path)] = image_stats.result(episode.length)
         return file
+
+    def _video_settings(self, path: str) -> VideoSettings:
+        return self.target_settings if path.startswith("targets/") else self.settings
 
     def _episode_row(
         self,
@@ -617,22 +625,25 @@ class LeRobotWriter:
             "plan": plan,
         }
         atomic_write_text(self.path / GENIMA_PATH, json.dumps(genima, indent=2) + "\n")
-        atomic_write_text(self.path / INFO_PATH, json.dumps(self._info(features, rows), indent=4) + "\n")
+        info = self._info(features, plan["sources"], rows)
+        atomic_write_text(self.path / INFO_PATH, json.dumps(info, indent=4) + "\n")
         remove_path(self.path / PENDING_PATH)
         summaries = [EpisodeSummary.of(EpisodeMeta.model_validate_json(r[EPISODE_META_COLUMN])) for r in rows]
         return self.manifest.with_episodes(sorted(summaries, key=lambda s: natural_key(s.episode_id)))
 
-    def _info(self, features: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any]:
+    def _info(
+        self, features: dict[str, Any], sources: dict[str, Any], rows: list[dict[str, Any]]
+    ) -> dict[str, Any]:
         av = import_av("writing video")
-        codec = av.codec.Codec(self.settings.codec(), "w").canonical_name
-        for feature in features.values():
+        for key, feature in features.items():
             if feature["dtype"] == "video":
                 height, width, channels = feature["shape"]
+                settings = self._video_settings(sources[key][1])
                 feature["info"] = {
                     "video.height": height,
                     "video.width": width,
-                    "video.codec": codec,
-                    "video.pix_fmt": self.settings.pix_fmt,
+                    "video.codec": av.codec.Codec(settings.codec(), "w").canonical_name,
+                    "video.pix_fmt": settings.pix_fmt,
                     "video.is_depth_map": False,
                     "video.fps": self.fps,
                     "video.channels": channels,

@@ -8,7 +8,7 @@ when the vector holds several arms.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,11 +19,36 @@ from genima_data.errors import FormatError, StoreError
 from genima_data.schema import Camera, Manifest, parse_model
 
 
+def chosen_cameras(
+    available: Sequence[str], wanted: Sequence[str] | str | None, *, source: str | Path
+) -> list[str]:
+    """The `available` cameras, or those named in `wanted` (the `cameras` option); a misspelt name is a
+    one-line error listing what is there, rather than a dataset silently left without that camera."""
+    if wanted is None:
+        return list(available)
+    wanted = [wanted] if isinstance(wanted, str) else [str(n) for n in wanted]
+    unknown = [n for n in wanted if n not in available]
+    if unknown:
+        raise FormatError(
+            f"unknown camera(s) {unknown} (available: {', '.join(available) or 'none'})",
+            file=source,
+            field="cameras",
+        )
+    return [n for n in available if n in wanted]
+
+
 def calibrated_cameras(
-    names: Sequence[str], calibration: str | Path | None, sidecar: Path, *, source: str | Path, what: str
+    names: Sequence[str],
+    calibration: str | Path | None,
+    sidecar: Path,
+    *,
+    source: str | Path,
+    what: str,
+    sizes: Mapping[str, tuple[int, int]] | None = None,
 ) -> list[Camera]:
     """Cameras `names`, calibrated from the file the user gave (`calibration`) or else the `sidecar` file
-    genima-data wrote next to the data; a one-line error names every camera left without calibration."""
+    genima-data wrote next to the data; a one-line error names every camera left without calibration, and
+    a camera calibrated at another resolution than its images' (`sizes`: name → (width, height))."""
     path = calibration if calibration is not None else (sidecar if sidecar.is_file() else None)
     by_name = {c.name: c for c in load_calibration(path)} if path is not None else {}
     missing = [n for n in names if n not in by_name]
@@ -34,7 +59,23 @@ def calibrated_cameras(
             file=source,
             field="cameras",
         )
-    return [by_name[n] for n in names]
+    cameras = [by_name[n] for n in names]
+    for camera in cameras:
+        check_resolution(camera, (sizes or {}).get(camera.name), calibration=path, source=source)
+    return cameras
+
+
+def check_resolution(
+    camera: Camera, size: tuple[int, int] | None, *, calibration: str | Path | None, source: str | Path
+) -> None:
+    """K is only valid at the resolution it was calibrated at: refuse images of another size."""
+    if size is not None and tuple(size) != (camera.width, camera.height):
+        raise FormatError(
+            f"camera '{camera.name}' is calibrated at {camera.width}x{camera.height} but its images in "
+            f"{source} are {size[0]}x{size[1]}: the calibration belongs to another resolution",
+            file=calibration,
+            field=f"cameras.{camera.name}",
+        )
 
 
 @dataclass(frozen=True)

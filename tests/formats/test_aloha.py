@@ -325,3 +325,100 @@ def test_a_different_dataset_at_the_destination_is_refused(demo_store_dir, aloha
     convert(root, tmp_path / "out", to="aloha", reader_options={"calibration": str(calibration)})
     with pytest.raises(StoreError, match="already holds a different dataset"):
         convert(demo_store_dir / "sample.zarr", tmp_path / "out", to="aloha")
+
+
+def test_episode_missing_a_camera_of_the_first_file_is_skipped_naming_the_dataset(
+    aloha_dir, run_cli, tmp_path
+):
+    root, _, calibration = aloha_dir
+    with h5py.File(root / "episode_1.hdf5", "a") as h5:
+        del h5["observations/images/cam_left_wrist"]
+    with pytest.raises(FormatError) as err:
+        AlohaReader(root, calibration=calibration).episode("episode_1")
+    assert str(err.value).startswith(
+        f"{root / 'episode_1.hdf5'}: episode episode_1: /observations/images/cam_left_wrist: camera "
+        "'cam_left_wrist' is missing"
+    )
+    lenient = run_cli("convert", root, tmp_path / "out.zarr", "--calibration", calibration, "--skip-invalid")
+    assert lenient.exit_code == 1 and "Traceback" not in lenient.stderr
+    assert "failed episode_1" in lenient.stderr.replace("\n", " ")
+    assert open_dataset(tmp_path / "out.zarr").episode_ids == ["episode_0"]
+
+
+def test_camera_absent_from_the_first_file_is_not_silently_dropped(aloha_dir):
+    root, _, calibration = aloha_dir
+    with h5py.File(root / "episode_1.hdf5", "a") as h5:
+        h5["observations/images/cam_low"] = np.zeros((20, 32, 32, 3), np.uint8)
+    with pytest.raises(
+        FormatError, match=r"episode_1: /observations/images/cam_low: camera 'cam_low' is not"
+    ):
+        AlohaReader(root, calibration=calibration).episode("episode_1")
+    chosen = AlohaReader(root, calibration=calibration, cameras=list(CAMERAS))  # an explicit choice drops it
+    with chosen.episode("episode_1") as ep:
+        assert ep.camera_names == sorted(CAMERAS)
+
+
+def test_truncated_first_file_fails_only_its_own_episode(aloha_dir, tmp_path):
+    root, _, calibration = aloha_dir
+    data = (root / "episode_0.hdf5").read_bytes()
+    (root / "episode_0.hdf5").write_bytes(data[: len(data) // 3])
+    reader = AlohaReader(root, calibration=calibration)
+    with pytest.raises(FormatError, match=r"episode_0.hdf5: episode episode_0: not a readable HDF5 file"):
+        reader.episode("episode_0")
+    result = convert(
+        root, tmp_path / "out.zarr", reader_options={"calibration": str(calibration)}, skip_invalid=True
+    )
+    assert result.written == ["episode_1"]
+    (root / "episode_1.hdf5").unlink()
+    with pytest.raises(FormatError, match=r"^\S*episode_0.hdf5: not a readable HDF5 file"):
+        AlohaReader(root, calibration=calibration)
+
+
+def test_calibration_at_another_resolution_is_refused_naming_both_sizes(aloha_dir, tmp_path):
+    root, _, _ = aloha_dir
+    big = write_calibration_yaml(tmp_path / "big.yaml", aloha_cameras(size=64))
+    with pytest.raises(FormatError) as err:
+        AlohaReader(root, calibration=big)
+    assert str(err.value) == (
+        f"{big}: cameras.cam_high: camera 'cam_high' is calibrated at 64x64 but its images in {root} are "
+        "32x32: the calibration belongs to another resolution"
+    )
+
+
+def test_misspelt_camera_option_is_refused_listing_the_cameras(aloha_dir):
+    root, _, calibration = aloha_dir
+    with pytest.raises(
+        FormatError,
+        match=r"cameras: unknown camera\(s\) \['cam_hihg'\] \(available: cam_high, cam_left_wrist\)",
+    ):
+        AlohaReader(root, calibration=calibration, cameras=["cam_hihg"])
+
+
+def test_camera_with_fewer_frames_than_qpos_names_file_and_dataset(aloha_dir):
+    root, episodes, calibration = aloha_dir
+    with h5py.File(root / "episode_1.hdf5", "a") as h5:
+        del h5["observations/images/cam_high"]
+        h5["observations/images/cam_high"] = episodes[1]["images"]["cam_high"][:17]
+    with pytest.raises(FormatError) as err:
+        AlohaReader(root, calibration=calibration).episode("episode_1")
+    assert str(err.value) == (
+        f"{root / 'episode_1.hdf5'}: episode episode_1: /observations/images/cam_high: has 17 frames, "
+        "/observations/qpos has 20"
+    )
+
+
+def test_vectors_of_unknown_width_name_the_file(tmp_path):
+    root = tmp_path / "odd"
+    root.mkdir()
+    write_aloha_episode(root / "episode_0.hdf5", width=9)
+    with pytest.raises(FormatError, match=r"^\S*odd/episode_0.hdf5: /observations/qpos: 9-wide vectors"):
+        AlohaReader(root, cameras=[])
+
+
+def test_episode_with_another_vector_width_fails_alone(aloha_dir):
+    root, _, calibration = aloha_dir
+    write_aloha_episode(root / "episode_1.hdf5", width=7)
+    with pytest.raises(
+        FormatError, match=r"episode_1: /observations/qpos: shape \(20, 7\), expected \(20, 14\)"
+    ):
+        AlohaReader(root, calibration=calibration).episode("episode_1")

@@ -535,3 +535,66 @@ def test_depth_and_sphere_targets_survive_the_round_trip(tmp_path):
     with LeRobotReader(tmp_path / "lr").episode("episode0") as back:
         assert np.array_equal(back.load("cameras/front/depth"), depth)  # numeric columns: lossless
         assert psnr(back.load("targets/front/rgb"), targets) >= MIN_PSNR_DB
+
+
+def truncate(path):
+    path.write_bytes(path.read_bytes()[:300])
+
+
+@pytest.mark.parametrize(
+    "relative",
+    ["data/chunk-000/file-000.parquet", "meta/episodes/chunk-000/file-000.parquet", "meta/tasks.parquet"],
+)
+def test_truncated_parquet_file_is_a_one_line_error_naming_it(lerobot_copy, relative, run_cli, tmp_path):
+    truncate(lerobot_copy / relative)
+    result = run_cli("convert", lerobot_copy, tmp_path / "out.zarr")
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert result.exit_code == 1 and "Traceback" not in result.stderr, result.stderr
+    assert len(errors) == 1 and f"{lerobot_copy / relative}: " in errors[0]
+    assert "unreadable parquet file" in errors[0]
+
+
+def test_truncated_v21_episode_file_fails_only_its_episode(tmp_path, run_cli):
+    root = write_lerobot_v21(
+        tmp_path / "v21", demo_v21_episodes(), state_names=PANDA_STATE, robot_type="franka_panda"
+    )
+    truncate(root / "data/chunk-000/episode_000000.parquet")
+    cams = write_calibration(tmp_path / "cams.json", demo_cameras(32))
+    result = run_cli("convert", root, tmp_path / "out.zarr", "--calibration", cams, "--skip-invalid")
+    assert result.exit_code == 1 and "Traceback" not in result.stderr
+    assert "failed episode_000000" in result.stderr.replace("\n", " ")
+    assert open_dataset(tmp_path / "out.zarr").episode_ids == ["episode_000001"]
+
+
+def test_calibration_at_another_resolution_is_refused_naming_both_sizes(lerobot_copy, tmp_path):
+    make_foreign(lerobot_copy)
+    cams = write_calibration(tmp_path / "cams.json", demo_cameras(64))
+    with pytest.raises(FormatError) as err:
+        LeRobotReader(lerobot_copy, calibration=cams)
+    assert str(err.value) == (
+        f"{cams}: cameras.front: camera 'front' is calibrated at 64x64 but its images in {lerobot_copy} are "
+        "32x32: the calibration belongs to another resolution"
+    )
+
+
+def test_misspelt_camera_option_is_refused_listing_the_cameras(lerobot_copy):
+    with pytest.raises(FormatError, match=r"cameras: unknown camera\(s\) \['frnot'\] \(available: front, "):
+        LeRobotReader(lerobot_copy, cameras=["frnot"])
+    assert [c.name for c in LeRobotReader(lerobot_copy, cameras=["wrist"]).manifest.cameras] == ["wrist"]
+
+
+def test_sphere_targets_on_procedural_backgrounds_come_back_above_35db(tmp_path):
+    from genima_data.demo import build_demo
+    from genima_data.render.pipeline import render_targets
+
+    store = build_demo(tmp_path / "x.zarr", episodes=2, frames=24, size=128).path
+    render_targets(store, random_bg="procedural")
+    convert(store, tmp_path / "lr", to="lerobot")
+    convert(tmp_path / "lr", tmp_path / "back.zarr")
+    src, back = open_dataset(store), open_dataset(tmp_path / "back.zarr")
+    targets = [p for p in src.episode("episode0").paths() if p.startswith("targets/")]
+    assert {p.rsplit("/", 1)[1] for p in targets} == {"rgb", "rnd_bg"}
+    for eid in src.episode_ids:
+        with src.episode(eid) as a, back.episode(eid) as b:
+            for path in targets:
+                assert psnr(a.load(path), b.load(path)) >= MIN_PSNR_DB, (eid, path)
