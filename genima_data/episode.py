@@ -44,6 +44,21 @@ def frame_number(index: int | np.integer, length: int) -> int:
     return t
 
 
+def frame_indices(index: Any, length: int) -> np.ndarray | None:
+    """The frame numbers a list or 1-D array index selects over `length` frames, in its order (booleans as a
+    mask, negatives from the end); None for any other index. Back-ends read these the same way."""
+    if not isinstance(index, list | np.ndarray):
+        return None
+    selection = np.asarray(index)
+    if selection.ndim != 1:
+        return None
+    if selection.dtype == bool:
+        if len(selection) != length:
+            raise IndexError(f"boolean index of {len(selection)} values for {length} frames")
+        return np.flatnonzero(selection)
+    return np.array([frame_number(t, length) for t in selection], dtype=np.int64)
+
+
 def contiguous_frames(index: Any, length: int) -> tuple[int, int] | None:
     """(start, stop) of an Ellipsis or step-1 slice over `length` frames; None for any other index."""
     if index is Ellipsis:
@@ -98,9 +113,13 @@ class LazyFrames:
         if isinstance(index, int | np.integer):
             return self._frame(frame_number(index, len(self)))
         if isinstance(index, slice):
-            ts = range(*index.indices(len(self)))
+            ts: Any = range(*index.indices(len(self)))
         else:
-            ts = [frame_number(t, len(self)) for t in np.asarray(index).reshape(-1)]
+            ts = frame_indices(index, len(self))
+            if ts is None:
+                raise IndexError(
+                    f"unsupported frame index {index!r}: an int, a slice or a 1-D list of frames"
+                )
         out = np.empty((len(ts), *self.shape[1:]), dtype=self.dtype)
         for i, t in enumerate(ts):
             out[i] = self._frame(t)

@@ -25,7 +25,7 @@ import numpy as np
 import zstandard
 
 from genima_data.atomic import TMP_PREFIX, atomic_output, atomic_write_text, remove_path, remove_temporaries
-from genima_data.episode import ArraySource, Episode, frame_number
+from genima_data.episode import ArraySource, Episode, frame_indices, frame_number
 from genima_data.errors import StoreError
 from genima_data.schema import FORMAT_VERSION, EpisodeMeta
 from genima_data.store import zstd_frames
@@ -94,7 +94,7 @@ class H5Array:
 
     def __getitem__(self, index: Any) -> np.ndarray:
         try:
-            return self._read(index) if self._gradient else self.dataset[index]
+            return self._read(index)
         except (OSError, RuntimeError, zstandard.ZstdError) as exc:
             raise StoreError(
                 f"cannot read the data ({type(exc).__name__}: {exc}); the file is truncated or corrupt",
@@ -109,12 +109,19 @@ class H5Array:
         if self._frame_chunks and isinstance(index, int | np.integer):
             return self._frame(frame_number(index, self.shape[0]))
         head, *rest = index if isinstance(index, tuple) else (index,)
-        if head is Ellipsis:  # the index may address any axis: decode everything, then apply it
+        frames = frame_indices(head, self.shape[0])
+        if frames is not None:  # h5py takes increasing, distinct frame lists only: read those, then reorder
+            unique, order = np.unique(frames, return_inverse=True)
+            head, index = unique.tolist(), (unique.tolist(), *rest)
+        if not self._gradient:
+            data = self.dataset[index]
+        elif head is Ellipsis:  # the index may address any axis: decode everything, then apply it
             return self._decode(self.dataset[()])[index]
-        frames = self._decode(self.dataset[head])
-        if not rest:  # the decoded array itself, not a view of it: callers may own and write it
-            return frames
-        return frames[tuple(rest)] if isinstance(head, int | np.integer) else frames[(slice(None), *rest)]
+        else:  # the decoded array itself (not a view) when nothing follows: callers may own and write it
+            data = self._decode(self.dataset[head])
+            if rest:
+                data = data[tuple(rest)] if isinstance(head, int | np.integer) else data[(slice(None), *rest)]
+        return data if frames is None else data[order]
 
     def _frame(self, t: int) -> np.ndarray:
         """Frame t from its raw chunk: HDF5's filter would create a zstd context per chunk."""

@@ -24,7 +24,7 @@ import zarr
 from zarr.storage import LocalStore
 
 from genima_data.atomic import TMP_PREFIX, atomic_output, atomic_write_text, remove_temporaries
-from genima_data.episode import ArraySource, Episode, contiguous_frames, frame_number
+from genima_data.episode import ArraySource, Episode, contiguous_frames, frame_indices, frame_number
 from genima_data.errors import CodecUnavailableError, StoreError
 from genima_data.schema import FORMAT_VERSION, EpisodeMeta
 from genima_data.store.base import (
@@ -108,6 +108,12 @@ class ZarrArraySource:
                 return self.array[index]
             if isinstance(index, int | np.integer):
                 return self._direct.row(frame_number(index, self.shape[0]))
+            head, *rest = index if isinstance(index, tuple) else (index,)
+            frames = frame_indices(head, self.shape[0])
+            if frames is not None:
+                rows = [self._direct.row(int(t)) for t in frames]
+                stacked = np.stack(rows) if rows else np.empty((0, *self.shape[1:]), self.dtype)
+                return stacked[(slice(None), *rest)]
             span = contiguous_frames(index, self.shape[0])
             return self.array[index] if span is None else self._direct.rows(*span)
         except StoreError as exc:

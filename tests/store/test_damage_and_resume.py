@@ -11,7 +11,7 @@ import pytest
 from genima_data.calibration import attach_calibration
 from genima_data.convert import convert
 from genima_data.demo import build_demo
-from genima_data.episode import Episode
+from genima_data.episode import Episode, LazyFrames
 from genima_data.errors import GenimaDataError, SchemaError, StoreError
 from genima_data.store import create_dataset, open_dataset
 from tests.conftest import assert_episodes_equal
@@ -259,3 +259,26 @@ def test_convert_structure_error_names_the_source_episode_file(demo_store_dir, t
     assert (
         f"{path / 'episodes' / 'episode1'}: episode episode1: robot/joint_positions: dtype is float64" in line
     )
+
+
+# ------------------------------------------------------------------------------------------- indexing
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize(
+    "index",
+    [[3, 1], [1, 1], [-1, 0], np.array([5, 2, 5]), [], "mask"],
+    ids=["unsorted", "repeated", "negative", "array", "empty", "mask"],
+)
+def test_frame_lists_select_the_same_frames_in_every_backend_and_in_lazy_frames(
+    demo_store_dir, backend, index
+):
+    with open_dataset(demo_store_dir / SAMPLE[backend]).episode("episode0") as ep:
+        for path in ("cameras/front/rgb", "robot/joint_positions"):
+            whole = np.asarray(ep[path][:])
+            selection = (np.arange(len(whole)) % 3 == 0) if isinstance(index, str) else index
+            expected = whole[np.asarray(selection, dtype=bool if isinstance(index, str) else np.int64)]
+            assert np.array_equal(ep[path][selection], expected), path
+            lazy = LazyFrames(lambda t, whole=whole: whole[t], len(whole), whole.shape[1:], whole.dtype)
+            assert np.array_equal(lazy[selection], expected), path
+        assert np.array_equal(
+            ep["cameras/front/rgb"][[3, 1], 0], np.asarray(ep["cameras/front/rgb"][:])[[3, 1], 0]
+        )
