@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from genima_data import __version__
 from genima_data.atomic import TMP_PREFIX, atomic_output, atomic_write_text, remove_path
 from genima_data.errors import GenimaDataError
@@ -45,6 +47,8 @@ PREVIEWS = "previews"
 DELIVERY_VERSION = 1
 HASH_BLOCK = 1 << 20  # files are hashed in 1 MiB blocks
 TARGET_SHEETS = 2  # episodes whose sphere-target contact sheets go into previews/
+# arrays every episode has; small, and they tell two recordings apart where metadata may not
+IDENTITY_ARRAYS = ("timestamps", "robot/joint_positions", "robot/gripper_open")
 
 
 class DeliveryError(GenimaDataError):
@@ -137,9 +141,22 @@ def check_checksums(root: Path, *, progress: bool = False) -> ChecksumReport:
 
 # ------------------------------------------------------------------------------------------- delivery
 def dataset_fingerprint(path: Path) -> str:
-    """SHA-256 of the dataset's committed manifest: its identity and episode index."""
+    """SHA-256 of what identifies the dataset: its committed manifest (identity and episode index) and,
+    per episode, its metadata and the arrays every episode has (timestamps, joints, gripper)."""
+    digest = hashlib.sha256()
     with open_dataset(path) as ds:
-        return hashlib.sha256(ds.manifest.to_json().encode()).hexdigest()
+        digest.update(ds.manifest.to_json().encode())
+        for eid in ds.episode_ids:
+            with ds.episode(eid) as ep:
+                digest.update(ep.meta.model_dump_json().encode())
+                for name in IDENTITY_ARRAYS:
+                    _hash_array(digest, np.asarray(ep.load(name)))
+    return digest.hexdigest()
+
+
+def _hash_array(digest: Any, array: np.ndarray) -> None:
+    digest.update(f"{array.dtype.str}{array.shape}".encode())
+    digest.update(np.ascontiguousarray(array).tobytes())
 
 
 def _check_destination(out: Path, dataset: Path, fingerprint: str) -> None:
@@ -174,7 +191,12 @@ def _gate(report: ValidationReport, allow_warnings: bool, dataset: Path) -> None
 
 
 def _copy_dataset(source: Path, destination: Path, *, progress: bool) -> None:
-    files = [p for p in source.rglob("*") if p.is_file() and not p.name.startswith(TMP_PREFIX)]
+    """Copy the dataset's files, leaving out leftovers of interrupted writes (.tmp-* files and folders)."""
+    files = [
+        p
+        for p in source.rglob("*")
+        if p.is_file() and not any(part.startswith(TMP_PREFIX) for part in p.relative_to(source).parts)
+    ]
     with progress_bar(len(files), "copying dataset", enabled=progress) as advance:
         for path in files:
             target = destination / path.relative_to(source)
@@ -253,8 +275,6 @@ def _previews(bundle: Path, dataset_dir: Path, stats: Any, render: Any, pending:
 
 
 def _streams(dataset_dir: Path) -> dict[str, str]:
-    import numpy as np
-
     with open_dataset(dataset_dir) as ds, ds.episode(ds.episode_ids[0]) as ep:
         return {k: f"{tuple(ep[k].shape[1:])} {np.dtype(ep[k].dtype)}" for k in ep.paths()}
 

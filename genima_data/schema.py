@@ -102,7 +102,8 @@ class Distortion(_Model):
 
     @property
     def is_identity(self) -> bool:
-        return self.model == "none" or not any(self.coeffs)
+        # fisheye with zero coefficients is still equidistant (r = θ), not a pinhole
+        return self.model == "none" or (self.model == "opencv" and not any(self.coeffs))
 
 
 class CameraCalibration(_Model):

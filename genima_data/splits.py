@@ -5,9 +5,11 @@
 The validation set holds ``round(n * val_fraction)`` episodes (at least one, and at least one episode stays
 in training). They are allotted to the (task, variation) strata in proportion to their sizes (largest
 remainder; ties broken by the seed), so every stratum is represented as closely as whole episodes allow,
-and never take a task's last training episode. Within a stratum the episodes are drawn by a permutation
-seeded from the seed and the stratum's name, so the same dataset, fraction and seed give the same split
-on any machine. Training code (`genima_models`) reads ``Manifest.splits``.
+and never take a task's last training episode: when the tasks have too few episodes to spare that many,
+it is an error naming the shortfall, never a smaller (or empty) validation set. Within a stratum the
+episodes are drawn by a permutation seeded from the seed and the stratum's name, so the same dataset,
+fraction and seed give the same split on any machine. Training code (`genima_models`) reads
+``Manifest.splits``.
 """
 
 from __future__ import annotations
@@ -53,6 +55,19 @@ def _val_counts(strata: dict[Stratum, list[str]], n_val: int, seed: int) -> dict
     return counts
 
 
+def _require_allotted(counts: dict[Stratum, int], n_val: int, n: int, val_fraction: float) -> None:
+    """A clear error, not a smaller (or empty) validation set, when tasks have too few episodes to spare."""
+    allotted = sum(counts.values())
+    if allotted < n_val:
+        tasks = len({task for task, _ in counts})
+        raise GenimaDataError(
+            f"{val_fraction} of {n} episodes asks for {n_val} validation episode(s), but only {allotted} can "
+            f"be taken without removing the last training episode of one of the {tasks} task(s); record "
+            "more episodes per task or split without stratifying (--no-stratify)",
+            field="val",
+        )
+
+
 def plan_split(
     episodes: Sequence[EpisodeSummary], *, val_fraction: float = 0.1, seed: int = 0, stratify: bool = True
 ) -> dict[str, list[str]]:
@@ -66,8 +81,10 @@ def plan_split(
         key = (e.task, e.variation) if stratify else ("all", None)
         strata.setdefault(key, []).append(e.episode_id)
     n_val = min(max(1, round(len(episodes) * val_fraction)), len(episodes) - 1)
+    counts = _val_counts(strata, n_val, seed)
+    _require_allotted(counts, n_val, len(episodes), val_fraction)
     val: list[str] = []
-    for stratum, count in _val_counts(strata, n_val, seed).items():
+    for stratum, count in counts.items():
         ids = strata[stratum]
         rng = np.random.default_rng([seed, zlib.crc32(_stratum_name(stratum).encode())])
         val += [ids[i] for i in rng.permutation(len(ids))[:count]]

@@ -89,6 +89,17 @@ def test_a_bad_episode_fails_alone_and_exits_1(run_cli, tmp_path):
     ds.commit()
     result = run_cli("render-targets", tmp_path / "d_h5", "--cameras", "front")
     assert result.exit_code == 1
-    assert "failed episode episode0: length: episode has 1 frame" in " ".join(result.stderr.split())
+    stderr = " ".join(result.stderr.split())
+    assert (
+        f"failed {tmp_path / 'd_h5' / 'episodes' / 'episode0.h5'}: episode episode0: length: episode has 1"
+        in stderr
+    )
     with open_dataset(tmp_path / "d_h5") as done, done.episode("episode1") as ep:
         assert ep.target_names == ["front"]
+
+
+def test_preview_of_an_unknown_camera_is_a_one_line_error_not_an_internal_error(run_cli, demo_h5, tmp_path):
+    result = run_cli("preview", demo_h5, "--cameras", "nosuch", "--out", tmp_path / "p.png")
+    assert result.exit_code == 1, result.stderr
+    assert "cameras ['nosuch'] are not in the manifest" in " ".join(result.stderr.split())
+    assert "Traceback" not in result.stderr and not (tmp_path / "p.png").exists()

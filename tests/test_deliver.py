@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 
+import numpy as np
 import pytest
 
 from genima_data.atomic import TMP_PREFIX
@@ -219,3 +220,33 @@ def test_render_targets_stores_targets_in_the_delivered_copy_only(demo_store_dir
     assert "![target contact sheet](previews/targets_episode0.png)" in text
     assert (tmp_path / "OUT" / "previews" / "targets_episode0.png").read_bytes()[:4] == b"\x89PNG"
     assert verify(tmp_path / "OUT").ok
+
+
+def test_leftovers_of_interrupted_writes_are_not_delivered(demo_store_dir, tmp_path):
+    dataset = tmp_path / "sample.zarr"
+    shutil.copytree(demo_store_dir / "sample.zarr", dataset)
+    leftover = dataset / "episodes" / "episode1" / "targets" / "front" / f"{TMP_PREFIX}rgb.123.abcd"
+    leftover.mkdir(parents=True)
+    (leftover / "zarr.json").write_text("{}")
+    deliver(dataset, tmp_path / "OUT", allow_warnings=True)  # the leftover is a validation warning
+    assert not [p for p in (tmp_path / "OUT").rglob("*") if p.name.startswith(TMP_PREFIX)]
+    assert leftover.is_dir(), "the user's dataset is left as it was"
+    assert verify(tmp_path / "OUT").ok
+
+
+def test_a_folder_holding_a_delivery_of_other_data_with_the_same_manifest_is_refused(
+    bundle_copy, demo_store_dir, tmp_path
+):
+    other = tmp_path / "sample.zarr"
+    shutil.copytree(demo_store_dir / "sample.zarr", other)
+    with open_dataset(other, "a") as ds, ds.episode("episode1") as ep:
+        gripper = np.array(ep.load("robot/gripper_open"))
+        manifest = ds.manifest.to_json()
+        gripper[-1] = 0.5  # other data, same manifest and episode metadata
+        ds.add_arrays("episode1", {"robot/gripper_open": gripper}, replace=True)
+    with open_dataset(other) as ds:
+        assert ds.manifest.to_json() == manifest
+    before = (bundle_copy / CHECKSUMS).read_bytes()
+    with pytest.raises(DeliveryError, match="already holds a different delivery"):
+        deliver(other, bundle_copy)
+    assert (bundle_copy / CHECKSUMS).read_bytes() == before

@@ -59,6 +59,16 @@ def test_a_task_never_loses_its_last_training_episode():
         assert len(splits["val"]) == 2
 
 
+def test_one_episode_per_task_is_an_error_not_an_empty_validation_set():
+    # every episode is its task's last training episode: stratifying cannot spare one
+    episodes = summaries({(f"task{i}", None): 1 for i in range(10)})
+    with pytest.raises(
+        GenimaDataError, match=r"val: .*asks for 1 validation episode\(s\), but only 0 can be taken"
+    ):
+        plan_split(episodes, val_fraction=0.1, seed=0)
+    assert len(plan_split(episodes, val_fraction=0.1, seed=0, stratify=False)["val"]) == 1
+
+
 def test_fraction_outside_zero_one_is_refused():
     with pytest.raises(GenimaDataError, match=r"val: must be between 0 and 1 \(exclusive\), got 1.5"):
         plan_split(summaries({("a", 0): 4}), val_fraction=1.5)

@@ -379,7 +379,7 @@ def _coeffs(lens: tuple) -> np.ndarray:
 def _distort(lens: tuple, xy: np.ndarray) -> np.ndarray:
     """Distorted normalised coordinates ``(N, 2)`` of undistorted ones (OpenCV, identity K)."""
     model, coeffs = lens
-    if model == "none" or len(xy) == 0 or not any(coeffs):
+    if model == "none" or len(xy) == 0 or (model == "opencv" and not any(coeffs)):
         return np.array(xy, dtype=np.float64).reshape(-1, 2)
     points = np.concatenate([xy, np.ones((len(xy), 1))], axis=1).reshape(-1, 1, 3)
     zero = np.zeros(3)

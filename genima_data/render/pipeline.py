@@ -4,8 +4,9 @@ For every episode and camera it adds ``targets/<cam>/rgb`` (spheres on the obser
 target) and, with a texture source, ``targets/<cam>/rnd_bg`` (spheres on a random background: the
 controller's input). Each array carries the attribute ``genima_targets``: the JSON record of what made it
 (target config, renderer version, background source). A re-run skips arrays whose record matches, so an
-interrupted run resumes where it stopped; arrays made with a different record are never silently mixed
-with new ones: the run stops before rendering anything unless ``overwrite`` replaces them.
+interrupted run resumes where it stopped (its ``.tmp-*`` leftovers are removed first); arrays made with a
+different record are never silently mixed with new ones: the run stops before rendering anything unless
+``overwrite`` replaces them.
 
 Targets are rendered a block of frames at a time while the store copies them in (memory stays bounded on
 long episodes); the random background of frame t depends only on (seed, episode, camera, t), so results
@@ -29,7 +30,7 @@ from genima_data.parallel import run_tasks
 from genima_data.progress import progress_bar
 from genima_data.render.compose import TextureSource, spheres_over
 from genima_data.render.targets import TargetBlock, TargetConfig, TargetError, TargetRenderer
-from genima_data.schema import natural_key
+from genima_data.schema import Manifest, natural_key
 from genima_data.store import open_dataset
 from genima_data.store.codecs import get_codec
 
@@ -189,31 +190,43 @@ class RenderTargetsResult:
         }
 
 
-def _cameras_for(episode: Episode, requested: list[str] | None) -> list[str]:
-    with_rgb = [c for c in episode.camera_names if f"cameras/{c}/rgb" in episode]
-    if requested is None:
-        return with_rgb
-    missing = [c for c in requested if c not in with_rgb]
+def requested_cameras(manifest: Manifest, requested: list[str] | None) -> list[str]:
+    """The cameras to render: `requested`, else every manifest camera; one not in the manifest is an error."""
+    names = [c.name for c in manifest.cameras]
+    unknown = [c for c in requested or [] if c not in names]
+    if unknown:
+        raise TargetError(f"cameras {unknown} are not in the manifest (cameras: {names})", field="cameras")
+    return list(requested or names)
+
+
+def cameras_for(episode: Episode, cameras: list[str]) -> list[str]:
+    """`cameras`, each of which must have an RGB stream in the episode (no camera is silently left out)."""
+    missing = [c for c in cameras if f"cameras/{c}/rgb" not in episode]
     if missing:
+        with_rgb = [c for c in episode.camera_names if f"cameras/{c}/rgb" in episode]
         raise TargetError(
             f"no RGB stream for cameras {missing} (episode has {with_rgb})",
             episode=episode.episode_id,
             field=f"cameras/{missing[0]}/rgb",
         )
-    return list(requested)
+    return list(cameras)
 
 
 def _config_of(record: str) -> Any:
     return json.loads(record)["config"]
 
 
+def made_with(record: str | None, config: TargetConfig) -> bool:
+    """Whether a stored target record (`stored_record`) was made with `config`, whatever the background."""
+    return record is not None and _config_of(record) == _config_of(targets_record(config))
+
+
 def _plan(
-    episode: Episode, cameras: list[str] | None, records: dict[str, str], overwrite: bool
-) -> tuple[list[str], list[str], list[str]]:
-    """(cameras, paths to render, paths made with another record) of one episode."""
-    cams = _cameras_for(episode, cameras)
+    episode: Episode, cameras: list[str], records: dict[str, str], overwrite: bool
+) -> tuple[list[str], list[str]]:
+    """(paths to render, paths made with another record) of one episode."""
     todo, stale = [], []
-    for cam in cams:
+    for cam in cameras_for(episode, cameras):
         for kind in KINDS:
             path = target_path(cam, kind)
             existing = stored_record(episode, path)
@@ -229,7 +242,7 @@ def _plan(
                 stale.append(path)  # rnd_bg left from another config, not re-rendered this time
     if overwrite:
         stale = [p for p in stale if p not in todo]
-    return cams, todo, stale
+    return todo, stale
 
 
 # ------------------------------------------------------------------------------ running
@@ -239,8 +252,10 @@ _WORKER_TEXTURES: dict[tuple[str | None, int], TextureSource] = {}
 
 def render_episode_targets(job: TargetJob) -> str | None:
     """Render and store one episode's missing targets; None on success, else the one-line error."""
+    where: Path = Path(job.dataset)
     try:
         with open_dataset(job.dataset, mode="a") as ds:
+            where = ds.episode_path(job.episode_id)
             key = (job.dataset, job.config_json)
             if key not in _WORKER_RENDERERS:
                 _WORKER_RENDERERS.clear()
@@ -267,7 +282,7 @@ def render_episode_targets(job: TargetJob) -> str | None:
                     attrs[path] = {RECORD_ATTR: records[kind]}
                 ds.add_arrays(job.episode_id, arrays, replace=job.replace, attrs=attrs, codec=job.codec)
     except GenimaDataError as exc:
-        return str(exc.located(episode=job.episode_id))
+        return str(exc.located(file=where, episode=job.episode_id))
     return None
 
 
@@ -287,8 +302,9 @@ def render_targets(
     """Render sphere targets for every episode of a dataset into its store (see the module docstring).
 
     `random_bg`: None (no rnd_bg), ``"procedural"`` (seeded procedural textures) or a folder of images.
-    `cameras` overrides ``config.cameras``; by default every camera with an RGB stream. `codec` is the
-    store codec of the target arrays (None: the store's image codec); it does not change a pixel.
+    `cameras` overrides ``config.cameras``; by default every manifest camera (an episode without one's RGB
+    stream fails, listed in the result's `failed`). `codec` is the store codec of the target arrays (None:
+    the store's image codec); it does not change a pixel.
     """
     config = config or TargetConfig()
     dataset = Path(dataset)
@@ -299,21 +315,28 @@ def render_targets(
     records = {"rgb": targets_record(config)}
     if textures is not None:
         records["rnd_bg"] = targets_record(config, textures)
-    cameras = cameras or config.cameras
     jobs: list[TargetJob] = []
-    result = RenderTargetsResult(dataset=dataset, cameras=[], record=records["rgb"])
     with open_dataset(dataset) as ds:
         if codec is not None:
             get_codec(codec, ds.backend)  # unknown or unavailable: fail before rendering anything
+        try:
+            cameras = requested_cameras(ds.manifest, cameras or config.cameras)
+        except GenimaDataError as exc:
+            raise exc.located(file=dataset) from None
+        result = RenderTargetsResult(dataset=dataset, cameras=cameras, record=records["rgb"])
         ids = ds.episode_ids if episodes is None else episodes
         unknown = [e for e in ids if e not in ds]
         if unknown:
-            raise TargetError(f"no episodes {unknown} in the dataset", field="episodes")
+            raise TargetError(f"no episodes {unknown} in the dataset", file=dataset, field="episodes")
+        ds.remove_leftovers()  # of killed runs; safe only here, before any worker writes
         stale_all: list[tuple[str, str]] = []
         for eid in ids:
-            with ds.episode(eid) as episode:
-                cams, todo, stale = _plan(episode, cameras, records, overwrite)
-            result.cameras = list(dict.fromkeys([*result.cameras, *cams]))
+            try:
+                with ds.episode(eid) as episode:
+                    todo, stale = _plan(episode, cameras, records, overwrite)
+            except GenimaDataError as exc:  # this episode cannot get targets; the others still can
+                result.failed[eid] = str(exc.located(file=ds.episode_path(eid), episode=eid))
+                continue
             stale_all += [(eid, p) for p in stale]
             if not todo:
                 result.skipped.append(eid)

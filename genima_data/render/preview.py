@@ -2,13 +2,12 @@
 
 One row per sampled frame t; per camera three tiles: the observation at t, the target (spheres of frame
 ``min(t + horizon, T - 2)`` on the observation) and the random-background target. Stored targets are shown
-when the episode has them; otherwise they are rendered on the fly with the given config (and procedural
-textures for the random background), and the title says which.
+when the episode has them and they were made with the given config; otherwise they are rendered on the fly
+with that config (and procedural textures for the random background), and the title says which.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +16,17 @@ import numpy as np
 
 from genima_data.atomic import atomic_write_bytes
 from genima_data.episode import Episode
+from genima_data.errors import GenimaDataError
 from genima_data.render.compose import TextureSource
 from genima_data.render.export import encode_png
-from genima_data.render.pipeline import random_backgrounds, stored_record, target_path
+from genima_data.render.pipeline import (
+    cameras_for,
+    made_with,
+    random_backgrounds,
+    requested_cameras,
+    stored_record,
+    target_path,
+)
 from genima_data.render.targets import TargetConfig, TargetError, TargetRenderer, target_frames
 from genima_data.schema import Manifest
 from genima_data.store import open_dataset
@@ -59,7 +66,9 @@ def _episode_tiles(
 
     def stored(cam: str, kind: str) -> np.ndarray | None:
         path = target_path(cam, kind)
-        return np.stack([episode.frame(path, int(t)) for t in frames]) if path in episode else None
+        if not made_with(stored_record(episode, path), config):  # other targets would mislabel the rows
+            return None
+        return np.stack([episode.frame(path, int(t)) for t in frames])
 
     tiles: dict[str, list[np.ndarray]] = {}
     for cam in cameras:
@@ -75,10 +84,8 @@ def _episode_tiles(
         tiles[cam] = [
             img for triple in zip(observations, targets, backgrounds, strict=True) for img in triple
         ]
-    records = [stored_record(episode, target_path(c, "rgb")) for c in cameras]
-    if all(r is not None for r in records):
-        config_used = TargetConfig.parse(json.loads(records[0])["config"])
-        return tiles, f"stored targets, config {config_used.fingerprint()}"
+    if all(made_with(stored_record(episode, target_path(c, "rgb")), config) for c in cameras):
+        return tiles, f"stored targets, config {config.fingerprint()}"
     return tiles, f"targets rendered now, config {config.fingerprint()}"
 
 
@@ -94,11 +101,14 @@ def contact_sheet(
     """The contact sheet of one episode as an RGB uint8 image (see the module docstring)."""
     config = config or TargetConfig()
     with open_dataset(dataset) as ds, ds.episode(episode_id) as episode:
-        cams = cameras or config.cameras or [c for c in episode.camera_names if f"cameras/{c}/rgb" in episode]
         ts = np.unique(np.linspace(0, episode.length - 1, min(frames, episode.length)).round().astype(int))
-        if not cams:
-            raise TargetError("episode has no RGB camera streams", file=ds.path, episode=episode_id)
-        tiles, source = _episode_tiles(ds.path, ds.manifest, episode, ts, cams, config, seed)
+        try:
+            cams = cameras_for(episode, requested_cameras(ds.manifest, cameras or config.cameras))
+            if not cams:
+                raise TargetError("episode has no RGB camera streams")
+            tiles, source = _episode_tiles(ds.path, ds.manifest, episode, ts, cams, config, seed)
+        except GenimaDataError as exc:
+            raise exc.located(file=ds.episode_path(episode_id), episode=episode_id) from None
         targets = target_frames(episode.length, config.horizon)[ts]
         title = f"{ds.manifest.name} / {episode_id}: '{episode.meta.instruction}' - {source}"
     size = max(MIN_TILE, max(t[0].shape[0] for t in tiles.values()))

@@ -44,6 +44,7 @@ GENIMA_CAMERA_SCALES = {
 }
 GRIPPER = "gripper"
 FRAMES_PER_BLOCK = 64  # frames rendered together by render_episode
+_RECORDED_POSES = ("robot/link_poses", "robot/ee_pose")  # used when recorded, FK of joint_positions else
 
 Colour = Annotated[list[Annotated[int, Field(ge=0, le=255)]], Field(min_length=3, max_length=3)]
 
@@ -215,6 +216,18 @@ class TargetBlock:
         return spheres_over(self.spheres.sphere_rgb, self.spheres.alpha, images, in_place=in_place)
 
 
+def _require_finite(values: np.ndarray, frames: np.ndarray, episode_id: str, field: str) -> None:
+    """A one-line TargetError naming the first of `frames` whose values (leading axis) are not finite."""
+    bad = frames[~np.isfinite(values[frames].reshape(len(frames), -1)).all(axis=1)]
+    if len(bad):
+        more = f" (and {len(bad) - 1} more frames)" if len(bad) > 1 else ""
+        raise TargetError(
+            f"NaN or inf at frame {int(bad[0])}{more}: the target spheres there cannot be placed",
+            episode=episode_id,
+            field=field,
+        )
+
+
 @dataclass(frozen=True)
 class _EpisodePoses:
     """World poses of the target spheres for every frame of one episode."""
@@ -309,6 +322,11 @@ class TargetRenderer:
             np.asarray(gripper, np.float64),
             np.asarray(episode.load("robot/gripper_open"), np.float64),
         )
+        used = np.unique(target_frames(episode.length, self.config.horizon))
+        recorded_or_fk = {p: p if p in episode else "robot/joint_positions" for p in _RECORDED_POSES}
+        _require_finite(poses.joints[:, self.config.joints], used, eid, recorded_or_fk["robot/link_poses"])
+        _require_finite(poses.gripper, used, eid, recorded_or_fk["robot/ee_pose"])
+        _require_finite(poses.gripper_open, used, eid, "robot/gripper_open")
         self._poses = (eid, poses)
         self._camera_poses.clear()
         return poses
@@ -323,7 +341,11 @@ class TargetRenderer:
                 )
             except GenimaDataError as exc:
                 raise exc.located(episode=episode.episode_id) from None
-            self._camera_poses[key] = invert_transform(np.asarray(T_world_camera, np.float64))
+            extrinsics = f"cameras/{camera}/extrinsics"
+            field = extrinsics if extrinsics in episode else "robot/joint_positions"  # else FK of the mount
+            T_world_camera = np.asarray(T_world_camera, np.float64)
+            _require_finite(T_world_camera, np.arange(episode.length), episode.episode_id, field)
+            self._camera_poses[key] = invert_transform(T_world_camera)
         return self._camera_poses[key]
 
     # ------------------------------------------------------------------ spheres

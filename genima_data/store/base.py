@@ -25,6 +25,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 
 from genima_data import __version__
+from genima_data.atomic import remove_temporaries
 from genima_data.episode import REQUIRED_PATHS, ArraySource, Episode, spec_for
 from genima_data.errors import CodecUnavailableError, GenimaDataError, StoreError
 from genima_data.schema import (
@@ -356,7 +357,7 @@ class Dataset(ABC):
         existing = ds._manifest.episodes
         ds._manifest = manifest.model_copy(update={"storage": storage, "episodes": existing})
         ds._write_pending(ds._manifest.to_json())
-        ds._cleanup_temporaries()
+        ds.remove_leftovers()
         return ds
 
     @staticmethod
@@ -441,6 +442,11 @@ class Dataset(ABC):
     def has_episode(self, episode_id: str) -> bool:
         """Whether the episode is completely on disk (committed or written by an unfinished run)."""
         return self._episode_location(episode_id).exists()
+
+    def remove_leftovers(self) -> int:
+        """Delete what interrupted writes left (``.tmp-*`` in the dataset and its episodes); returns how many.
+        Only while no other process writes to the dataset: a coordinator does it before starting workers."""
+        return remove_temporaries(self.path) + self._cleanup_temporaries()
 
     def episode_path(self, episode_id: str) -> Path:
         """Where an episode lives on disk: its ``.h5`` file or zarr group directory."""

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -74,14 +76,27 @@ def episode_files(ctx: DatasetContext) -> Iterator[Finding]:
                 episode=episode_id,
                 file=ctx.dataset.episode_path(episode_id),
             )
-    episodes_dir = ctx.path / "episodes"  # both back-ends keep episodes here (DESIGN.md)
-    leftovers = sorted(p.name for p in episodes_dir.glob(f"{TMP_PREFIX}*")) if episodes_dir.is_dir() else []
+    leftovers = leftovers_of_interrupted_writes(ctx.path)
     if leftovers:
         yield ctx.warning(
-            f"{len(leftovers)} leftover(s) of an interrupted write ({', '.join(leftovers[:3])}); re-running "
-            "the command that wrote the dataset removes them",
-            file=episodes_dir,
+            f"{len(leftovers)} leftover(s) of interrupted writes ({', '.join(leftovers[:3])}); they are not "
+            "part of the dataset and deliver leaves them out; re-running the interrupted convert or "
+            "render-targets removes them",
+            file=ctx.path,
         )
+
+
+def leftovers_of_interrupted_writes(root: Path) -> list[str]:
+    """Relative POSIX paths of ``.tmp-*`` entries anywhere below `root` (not looking inside them)."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        found += [
+            Path(dirpath, n).relative_to(root).as_posix()
+            for n in filenames + dirnames
+            if n.startswith(TMP_PREFIX)
+        ]
+        dirnames[:] = [d for d in dirnames if not d.startswith(TMP_PREFIX)]  # a leftover counts once
+    return sorted(found, key=natural_key)
 
 
 def _field_of_view_deg(focal_px: float, size_px: int) -> float:

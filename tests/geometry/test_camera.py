@@ -34,6 +34,7 @@ LENSES = {
         coeffs=[-0.2, 0.05, 0.001, 0.001, 0, 0, 0, 0, 0.001, 0.002, 0.001, 0.001, 0.01, -0.02],
     ),
     "fisheye": Distortion(model="fisheye", coeffs=[0.1, -0.05, 0.01, -0.002]),
+    "fisheye_zero": Distortion(model="fisheye", coeffs=[0.0, 0.0, 0.0, 0.0]),  # still equidistant
 }
 EXTREME = Distortion(model="opencv", coeffs=[-0.9, 0.0, 0.0, 0.0, 0.0])  # barrel that folds at ~31°
 
@@ -90,6 +91,21 @@ def test_projection_agrees_with_opencv_undistortion_maps(lens):
     rays = np.stack([(u - K[0, 2]) / K[0, 0], (v - K[1, 2]) / K[1, 1], np.ones(u.shape)], -1).reshape(-1, 3)
     uv, _ = camera(lens).project_points(rays)
     assert np.allclose(uv, np.stack([map_x.ravel(), map_y.ravel()], 1), atol=2e-3)  # maps are float32
+
+
+def test_fisheye_with_zero_coefficients_is_not_projected_as_a_pinhole():
+    # Kalibr's `equidistant` with zero coefficients: r = θ, ~70 px away from the pinhole at 45° here
+    K_wide = np.array([[300.0, 0.0, 320.0], [0.0, 300.0, 240.0], [0.0, 0.0, 1.0]])
+    cam = CameraModel(K=K_wide, distortion=LENSES["fisheye_zero"], width=640, height=480)
+    points = np.array([[0.5, 0.3, 1.0], [1.0, 0.0, 1.0]])
+    expected, _ = cv2.fisheye.projectPoints(
+        points.reshape(-1, 1, 3), np.zeros(3), np.zeros(3), K_wide, np.zeros(4)
+    )
+    uv, _ = cam.project_points(points)
+    assert cam.has_distortion
+    assert np.allclose(uv, expected.reshape(-1, 2), atol=1e-9)
+    rays = cam.unproject(expected.reshape(-1, 2))
+    assert np.allclose(rays, points / np.linalg.norm(points, axis=1, keepdims=True), atol=1e-9)
 
 
 def test_skew_is_applied_although_opencv_ignores_it():

@@ -11,11 +11,13 @@ import textwrap
 import numpy as np
 import pytest
 
+from genima_data.demo import demo_episode, demo_manifest
+from genima_data.episode import Episode
 from genima_data.errors import GenimaDataError
 from genima_data.render.compose import TextureSource
 from genima_data.render.pipeline import RECORD_ATTR, frame_rng, render_targets, stored_record, targets_record
 from genima_data.render.targets import TargetConfig, TargetError, TargetRenderer
-from genima_data.store import open_dataset
+from genima_data.store import create_dataset, open_dataset
 
 CAMERAS = ["front", "left_shoulder", "right_shoulder", "wrist"]
 
@@ -136,9 +138,9 @@ def test_cameras_can_be_chosen(demo_h5):
         assert ep.target_names == ["front", "wrist"]
 
 
-def test_a_camera_without_images_is_named_in_the_error(demo_h5):
+def test_a_camera_not_in_the_manifest_is_named_in_the_error(demo_h5):
     with pytest.raises(
-        TargetError, match="episode episode0: cameras/overhead/rgb: no RGB stream for cameras"
+        TargetError, match=r"sample_h5: cameras: cameras \['overhead'\] are not in the manifest"
     ):
         render_targets(demo_h5, cameras=["overhead"])
 
@@ -198,3 +200,40 @@ def test_killed_render_resumes_to_the_same_targets(demo_copy, tmp_path):
     for kind in ("rgb", "rnd_bg"):
         a, b = arrays(demo_copy, kind), arrays(clean, kind)
         assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def test_killed_render_leaves_no_leftovers_once_rerun(demo_copy):
+    killed = subprocess.run([sys.executable, "-c", CRASHING_RENDER, str(demo_copy), "episode1"])
+    assert killed.returncode == -9
+    assert list(demo_copy.rglob(".tmp-*")), "the kill left a half-written target behind"
+    render_targets(demo_copy, random_bg="procedural")
+    assert not list(demo_copy.rglob(".tmp-*"))
+
+
+def dataset_without(tmp_path, array: str):
+    """A two-episode HDF5 dataset whose episode1 lacks `array`."""
+    ds = create_dataset(tmp_path / "d_h5", demo_manifest(32))
+    ds.write_episode(demo_episode(0, frames=24, size=32))
+    full = demo_episode(1, frames=24, size=32)
+    ds.write_episode(Episode(meta=full.meta, arrays={k: v for k, v in full.arrays.items() if k != array}))
+    ds.commit()
+    return tmp_path / "d_h5"
+
+
+def test_a_camera_without_rgb_in_one_episode_fails_that_episode_not_silently_drops_it(tmp_path):
+    dataset = dataset_without(tmp_path, "cameras/front/rgb")
+    result = render_targets(dataset)
+    assert result.rendered == ["episode0"] and list(result.failed) == ["episode1"]
+    assert result.failed["episode1"].startswith(
+        f"{dataset / 'episodes' / 'episode1.h5'}: episode episode1: cameras/front/rgb: no RGB stream"
+    )
+    with open_dataset(dataset) as ds, ds.episode("episode0") as ep:
+        assert ep.target_names == CAMERAS
+
+
+def test_a_failed_episode_names_the_file_it_lives_in(tmp_path):
+    dataset = dataset_without(tmp_path, "cameras/wrist/extrinsics")  # the wrist camera has no pose
+    result = render_targets(dataset, cameras=["wrist"])
+    assert result.failed["episode1"].startswith(
+        f"{dataset / 'episodes' / 'episode1.h5'}: episode episode1: cameras/wrist/extrinsics: camera 'wrist'"
+    )

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+import pytest
 
+from genima_data.demo import demo_episode, demo_manifest
+from genima_data.episode import Episode
 from genima_data.render.pipeline import render_targets
 from genima_data.render.preview import (
     GAP,
@@ -15,7 +18,8 @@ from genima_data.render.preview import (
     contact_sheet,
     write_preview,
 )
-from genima_data.store import open_dataset
+from genima_data.render.targets import TargetConfig, TargetError, TargetRenderer
+from genima_data.store import create_dataset, open_dataset
 
 
 def tile(sheet, row, column, size=MIN_TILE):
@@ -59,3 +63,34 @@ def test_preview_renders_targets_on_the_fly_when_none_are_stored(demo_h5, tmp_pa
     sheet = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
     observation, target = tile(sheet, 1, 0), tile(sheet, 1, 1)
     assert not np.array_equal(observation, target), "spheres are drawn on the target tile"
+
+
+def test_stored_targets_of_another_config_are_not_shown_under_the_requested_one(demo_h5):
+    # rows are labelled with the requested horizon, so the tiles must be drawn with it too
+    render_targets(demo_h5, cameras=["front"])  # stored with horizon 20
+    config = TargetConfig(horizon=5)
+    sheet = contact_sheet(demo_h5, "episode0", frames=2, cameras=["front"], config=config)
+    with open_dataset(demo_h5) as ds, ds.episode("episode0") as ep:
+        renderer = TargetRenderer(ds.manifest, config, root=ds.path)
+        expected = renderer.render(ep, 0, "front").over(ep.frame("cameras/front/rgb", 0))
+    assert np.array_equal(tile(sheet, 0, 1), enlarged(expected))
+
+
+def test_a_camera_that_is_not_in_the_manifest_is_a_one_line_error_naming_the_dataset(demo_h5):
+    with pytest.raises(
+        TargetError, match=r"sample_h5/episodes/episode0.h5: episode episode0: cameras: cameras \['nosuch'\]"
+    ):
+        contact_sheet(demo_h5, "episode0", cameras=["nosuch"])
+
+
+def test_an_episode_without_the_cameras_rgb_is_a_one_line_error_naming_its_file(tmp_path):
+    ds = create_dataset(tmp_path / "d_h5", demo_manifest(32))
+    full = demo_episode(0, frames=8, size=32)
+    ds.write_episode(
+        Episode(meta=full.meta, arrays={k: v for k, v in full.arrays.items() if k != "cameras/front/rgb"})
+    )
+    ds.commit()
+    with pytest.raises(
+        TargetError, match=r"d_h5/episodes/episode0.h5: episode episode0: cameras/front/rgb: no RGB"
+    ):
+        contact_sheet(tmp_path / "d_h5", "episode0")

@@ -294,3 +294,37 @@ def test_sphere_colours_name_every_colour_a_target_can_hold():
         "joint3": (43, 207, 62),
         "joint5": (132, 104, 240),
     }
+
+
+def with_nan(episode, path, frame, column=0):
+    values = np.array(episode.load(path))
+    values.reshape(len(values), -1)[frame, column] = np.nan
+    return episode.with_arrays({path: values})
+
+
+def test_nan_joints_at_a_target_frame_are_an_error_naming_field_and_frame(manifest, episode):
+    # GENIMA's targets would silently lose spheres at that frame
+    broken = with_nan(episode, "robot/joint_positions", 21, column=2)
+    with pytest.raises(TargetError, match=r"episode episode0: robot/joint_positions: NaN or inf at frame 21"):
+        TargetRenderer(manifest).render(broken, 0, "front")
+
+
+def test_nan_gripper_state_at_a_target_frame_is_an_error(manifest, episode):
+    broken = with_nan(episode, "robot/gripper_open", 22)
+    with pytest.raises(TargetError, match=r"robot/gripper_open: NaN or inf at frame 22"):
+        TargetRenderer(manifest).render(broken, 0, "front")
+
+
+def test_nan_camera_pose_is_an_error_naming_the_extrinsics(manifest, episode):
+    broken = with_nan(episode, "cameras/wrist/extrinsics", 3)
+    renderer = TargetRenderer(manifest)
+    renderer.render(broken, 3, "front")  # a static camera does not use them
+    with pytest.raises(TargetError, match=r"cameras/wrist/extrinsics: NaN or inf at frame 3"):
+        renderer.render(broken, 0, "wrist")
+
+
+def test_nan_joints_at_frames_no_target_shows_still_render(manifest, episode):
+    # with horizon 20 and 24 frames, targets show frames 20..22 only
+    broken = with_nan(episode, "robot/joint_positions", 5)
+    target = TargetRenderer(manifest).render(broken, 0, "front")
+    assert np.array_equal(target.sphere_rgb, TargetRenderer(manifest).render(episode, 0, "front").sphere_rgb)

@@ -90,7 +90,8 @@ def test_corrupt_chunk_is_reported_by_the_checks_that_read_it(zarr_copy):
     chunk.write_bytes(chunk.read_bytes()[:10])
     errors = validate_dataset(zarr_copy).errors
     assert errors and {f.episode for f in errors} == {"episode0"}
-    assert any(f.check == "joint_limits" and "could not run" in f.message for f in errors)
+    corrupt = [f for f in errors if f.check == "joint_limits"]
+    assert corrupt[0].field == "robot/joint_positions" and "truncated or corrupt" in corrupt[0].message
 
 
 def test_unindexed_episode_and_leftover_temporaries_are_warned_about(demo_copy):
@@ -101,6 +102,18 @@ def test_unindexed_episode_and_leftover_temporaries_are_warned_about(demo_copy):
     assert [f.severity for f in found] == ["warning", "warning"]
     assert found[0].episode == "episode9" and "not in the manifest" in found[0].message
     assert "interrupted write" in found[1].message
+
+
+def test_leftovers_of_an_interrupted_write_inside_an_episode_are_warned_about(zarr_copy):
+    # an interrupted render-targets leaves them next to the target arrays, not in episodes/
+    leftover = zarr_copy / "episodes" / "episode2" / "targets" / "front" / ".tmp-rnd_bg.123.abcd"
+    leftover.mkdir(parents=True)
+    (leftover / "zarr.json").write_text("{}")
+    found = findings_of(zarr_copy, "episode_files")
+    assert [f.severity for f in found] == ["warning"]
+    assert "1 leftover(s) of interrupted writes (episodes/episode2/targets/front/.tmp-rnd_bg.123.abcd)" in (
+        found[0].message
+    )
 
 
 @pytest.mark.parametrize(
