@@ -31,11 +31,14 @@ Field map (RLBench → logical tree):
 
 Writing produces the same layout with pickles rlbench itself loads, images encoded as RLBench encodes them,
 and, for episodes with rendered targets, the ``<root>_rgb_rendered`` / ``<root>_rnd_bg`` folders GENIMA's
-training scripts read (see `rlbench_layout`).
+training scripts read (see `rlbench_layout`). Each exported episode folder carries a hidden
+``.genima-episode.json`` (instruction, success, seed: no slot in the layout) that the reader restores.
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -102,6 +105,14 @@ _ABSENT = object()  # a misc key missing from a frame
 COMMITTED_MARKER = ".genima-rlbench.json"  # the manifest of a finished export (the layout has no slot)
 PENDING_MARKER = ".genima-rlbench-incomplete.json"  # an export in progress
 TEMP_FOLDER = ".genima-tmp"  # episode folders are assembled here, then renamed into place
+TARGET_MARKER = ".genima-rlbench-targets.json"  # in <root>_rgb_rendered etc.: written by this export
+EPISODE_RECORD = ".genima-episode.json"  # per exported episode folder: EpisodeMeta fields the layout lacks
+RECORDED_META = ("instruction", "success", "seed")
+TARGET_ROOT_HINT = (
+    "; GENIMA's rendered targets go here: remove it, choose another destination or pass "
+    "--writer-opt targets=false"
+)
+REQUIRED_COLUMNS = ("joint_positions", "gripper_open")
 
 CAMERA_ATTRIBUTES = [
     f"{cam}_{kind}" for cam in layout.RLBENCH_CAMERAS for kind in (*layout.STREAM_KINDS, "point_cloud")
@@ -299,11 +310,13 @@ class _Context:
 @dataclass(frozen=True)
 class FieldMap:
     """How one RLBench column lives in the store: `to_store` (may check it against the manifest and raise)
-    and `from_store` (None when the store cannot reproduce it). `kind` is its RLBench type."""
+    and `from_store` (None when the store cannot reproduce it). `kind` is its RLBench type; `gaps` says
+    whether `to_store` copes with frames that hold None or lack the key (else they are refused)."""
 
     to_store: Callable[[np.ndarray, _Context], dict[str, np.ndarray]]
     from_store: Callable[[Mapping[str, ArraySource], _Context], np.ndarray | None]
     kind: str = "ndarray"
+    gaps: bool = False
 
 
 def _load(arrays: Mapping[str, ArraySource], path: str, dtype: Any = np.float64) -> np.ndarray | None:
@@ -314,6 +327,19 @@ def _cast_map(path: str, dtype: Any, kind: str = "ndarray") -> FieldMap:
     return FieldMap(lambda v, ctx: {path: v.astype(dtype)}, lambda a, ctx: _load(a, path), kind)
 
 
+def _joint_map(path: str) -> FieldMap:
+    """A per-joint column (positions, velocities, forces): one value per joint of the manifest's robot."""
+
+    def to_store(values: np.ndarray, ctx: _Context) -> dict[str, np.ndarray]:
+        robot = ctx.manifest.robot
+        if values.shape[1:] != (robot.dof,):
+            held = f"{values.shape[1]} values" if values.ndim == 2 else f"shape {values.shape[1:]}"
+            raise FormatError(f"has {held} per frame, the robot ({robot.name}) has {robot.dof} joints")
+        return {path: values.astype(np.float32)}
+
+    return FieldMap(to_store, lambda a, ctx: _load(a, path))
+
+
 def _constant_map(value: Callable[[_Context], Any], kind: str, dtype: Any = np.float64) -> FieldMap:
     """A column whose value lives once in the manifest or the episode metadata."""
 
@@ -321,7 +347,7 @@ def _constant_map(value: Callable[[_Context], Any], kind: str, dtype: Any = np.f
         v = value(ctx)
         return None if v is None else np.repeat(np.asarray(v, dtype=dtype)[None], ctx.length, axis=0)
 
-    return FieldMap(lambda v, ctx: {}, from_store, kind)
+    return FieldMap(lambda v, ctx: {}, from_store, kind, gaps=True)
 
 
 def _base_frame_map(manifest: Manifest) -> FieldMap:
@@ -403,8 +429,8 @@ def field_maps(manifest: Manifest) -> dict[str, FieldMap]:
     return {
         **maps,
         "misc/variation_index": _constant_map(lambda ctx: ctx.variation, "int", np.int64),
-        "misc/joint_position_action": FieldMap(
-            _action_to_store, lambda a, ctx: _load(a, "action/joint_positions")
+        "misc/joint_position_action": FieldMap(  # frames without one hold the state (see _action_to_store)
+            _action_to_store, lambda a, ctx: _load(a, "action/joint_positions"), gaps=True
         ),
         "misc/joint_poses": FieldMap(
             lambda v, ctx: {"robot/link_poses": pose7_to_matrix(v)},
@@ -413,9 +439,9 @@ def field_maps(manifest: Manifest) -> dict[str, FieldMap]:
             ),
             "ndarray_list",
         ),
-        "joint_positions": _cast_map("robot/joint_positions", np.float32),
-        "joint_velocities": _cast_map("robot/joint_velocities", np.float32),
-        "joint_forces": _cast_map("robot/joint_forces", np.float32),
+        "joint_positions": _joint_map("robot/joint_positions"),
+        "joint_velocities": _joint_map("robot/joint_velocities"),
+        "joint_forces": _joint_map("robot/joint_forces"),
         "gripper_open": _cast_map("robot/gripper_open", np.float32, kind="float"),
         "gripper_matrix": _base_frame_map(manifest),
     }
@@ -587,18 +613,44 @@ def fresh_misc_keys(demo: Demo) -> list[str]:
     return [key for key, ids in objects.items() if len(ids) > 1]
 
 
+def column_frames(demo: Demo, name: str) -> list[Any]:
+    """Each frame's value of attribute `name` (or ``misc/<key>``), `_ABSENT` where a frame lacks it."""
+    if name.startswith("misc/"):
+        return [o.__dict__.get("misc", {}).get(name[len("misc/") :], _ABSENT) for o in demo._observations]
+    return [o.__dict__.get(name, _ABSENT) for o in demo._observations]
+
+
 def demo_columns(demo: Demo) -> dict[str, Column]:
     """Every Observation attribute and misc key of a demo as a `Column` (attribute order, then misc)."""
-    observations = demo._observations
     attributes, misc_keys = demo_attribute_order(demo)
-    attributes = [a for a in attributes if a != "misc"]
-    columns = {
-        a: column_from_frames(a, [o.__dict__.get(a, _ABSENT) for o in observations]) for a in attributes
-    }
-    for key in misc_keys:
-        frames = [o.__dict__.get("misc", {}).get(key, _ABSENT) for o in observations]
-        columns[f"misc/{key}"] = column_from_frames(f"misc/{key}", frames)
-    return columns
+    names = [a for a in attributes if a != "misc"] + [f"misc/{key}" for key in misc_keys]
+    return {name: column_from_frames(name, column_frames(demo, name)) for name in names}
+
+
+def _describe(value: Any) -> str:
+    """One frame's value in words, for error messages."""
+    if value is _ABSENT:
+        return "no value (the key is absent)"
+    if isinstance(value, np.ndarray):
+        return f"a {value.dtype} array of shape {value.shape}"
+    return "None" if value is None else f"a {type(value).__name__}"
+
+
+def frame_problem(frames: list[Any], gaps: bool) -> str | None:
+    """Why a column the store maps cannot become one logical array: a frame without a value (unless `gaps`)
+    or frames of different types, shapes or dtypes; None when it can."""
+    present = [(t, v) for t, v in enumerate(frames) if v is not None and v is not _ABSENT]
+    gap = next((t for t, v in enumerate(frames) if v is None or v is _ABSENT), None)
+    if gap is not None and not gaps:
+        return f"frame {gap} holds {_describe(frames[gap])}; a value is needed in every frame"
+    first, kind = (present[0], _value_kind(present[0][1])) if present else (None, None)
+    odd = next(((t, v) for t, v in present if _value_kind(v) != kind), None)
+    if odd is not None:
+        return (
+            f"frame {odd[0]} holds {_describe(odd[1])} but frame {first[0]} {_describe(first[1])}; "
+            "every frame needs the same type, shape and dtype"
+        )
+    return None
 
 
 def camera_names(columns: Mapping[str, Column]) -> list[str]:
@@ -606,8 +658,12 @@ def camera_names(columns: Mapping[str, Column]) -> list[str]:
 
 
 def _first_value(columns: Mapping[str, Column], name: str) -> Any:
+    """The first frame's value that is there (None if no frame has one)."""
     column = columns.get(name)
-    return None if column is None or column.kind not in ARRAY_KINDS else column.values[0]
+    if column is None or column.kind not in ARRAY_KINDS:
+        return None
+    present = column.present()
+    return column.values[0 if present is None else int(np.argmax(present))]
 
 
 # ----------------------------------------------------------------------------------------------- reader
@@ -685,6 +741,9 @@ class RLBenchReader:
                 field=f"misc.{name}_camera_intrinsics",
             )
         K, T_frames = rlbench_camera_to_opencv(K_rlbench, extrinsics.values)
+        posed = extrinsics.present()
+        if posed is not None:  # frames without a pose are the episode's error, not a motion
+            T_frames = T_frames[posed]
         static = name not in self._moving and np.abs(T_frames - T_frames[0]).max() <= STATIC_TOLERANCE
         near, far = (_first_value(columns, f"misc/{name}_camera_{p}") for p in ("near", "far"))
         width, height = round(2 * K_rlbench[0, 2]), round(2 * K_rlbench[1, 2])  # RLBench: c = size / 2
@@ -803,17 +862,16 @@ class RLBenchReader:
         ctx = _Context(self._manifest, T, variation)
         ctx.values = {n: c.values for n, c in columns.items() if c.kind in ARRAY_KINDS}
         ctx.missing = {n: c.missing for n, c in columns.items() if c.missing is not None}
-        for required in ("joint_positions", "gripper_open"):
-            column = columns.get(required)
-            if (
-                column is None
-                or column.kind not in ("ndarray", "float", "np_scalar")
-                or column.missing is not None
-            ):
-                raise FormatError("must hold a value in every frame", file=pickle_path, field=required)
         arrays: dict[str, Any] = {"timestamps": np.arange(T, dtype=np.float64) / self._manifest.fps}
-        for column in columns.values():
-            arrays.update(store_column(column, self._maps, ctx))
+        try:
+            for name in REQUIRED_COLUMNS:
+                check_required(demo, name, columns.get(name))
+            # required columns first: the action's frame-0 fill checks itself against them
+            for column in sorted(columns.values(), key=lambda c: c.name not in REQUIRED_COLUMNS):
+                self._check_mapped(demo, column)
+                arrays.update(store_column(column, self._maps, ctx))
+        except FormatError as exc:
+            raise exc.located(file=pickle_path) from None
         arrays.update(self._image_streams(folder, T, columns))
         attributes, misc_keys = demo_attribute_order(demo)
         record = {
@@ -825,19 +883,31 @@ class RLBenchReader:
             "demo": {k: to_tagged_json(v, where=k) for k, v in demo.__dict__.items() if k != "_observations"},
             "episode_files": {name: to_tagged_json(value) for name, value in files.items()},
         }
-        meta = EpisodeMeta(
-            episode_id=loc.episode_id,
-            task=loc.task,
-            instruction=(descriptions or [""])[0],
-            success=True,  # RLBench's generator only saves demos that met the task's success condition
-            length=T,
-            variation=variation,
-            source=EpisodeSource(
+        meta = {
+            "episode_id": loc.episode_id,
+            "task": loc.task,
+            "instruction": (descriptions or [""])[0],
+            "success": True,  # RLBench's generator only saves demos that met the task's success condition
+            "length": T,
+            "variation": variation,
+            "source": EpisodeSource(
                 format="rlbench", path=folder.relative_to(self.root).as_posix(), index=loc.index
             ),
-            extras={"rlbench": record},
-        )
-        return Episode(meta=meta, arrays=arrays)
+            "extras": {"rlbench": record},
+        }
+        record_path = folder / EPISODE_RECORD
+        exported = load_episode_record(record_path)  # our export's per-episode metadata wins
+        where = record_path if exported else folder
+        return Episode(meta=parse_model(EpisodeMeta, {**meta, **exported}, file=where), arrays=arrays)
+
+    def _check_mapped(self, demo: Demo, column: Column) -> None:
+        """Refuse a column the store maps whose frames cannot form one logical array (see `frame_problem`)."""
+        fmap = self._maps.get(column.name)
+        if fmap is None or column.kind == "none" or (column.missing is None and column.kind != "json"):
+            return
+        problem = frame_problem(column_frames(demo, column.name), fmap.gaps)
+        if problem is not None:
+            raise FormatError(problem, field=column.name.replace("/", "."))
 
     @staticmethod
     def _episode_files(folder: Path) -> dict[str, Any]:
@@ -849,14 +919,30 @@ class RLBenchReader:
             files[layout.VARIATION_NUMBER] = load_pickle(folder / layout.VARIATION_NUMBER)
         return files
 
+    @functools.cached_property
+    def _stream_folders(self) -> set[str]:
+        """Every ``<cam>_<kind>`` folder of a manifest camera that some episode has: all must have them."""
+        cameras = {c.name for c in self._manifest.cameras}
+        return {
+            name
+            for loc in self._locations.values()
+            for name, cam, _ in stream_folders(loc.folder(self.root))
+            if cam in cameras
+        }
+
     def _image_streams(self, folder: Path, T: int, columns: Mapping[str, Column]) -> dict[str, LazyFrames]:
         cameras = {c.name: c for c in self._manifest.cameras}
+        missing = sorted(self._stream_folders - {name for name, _, _ in stream_folders(folder)})
+        if missing:
+            cam, kind = layout.STREAM_PATTERN.match(missing[0]).group("cam", "kind")
+            raise FormatError(
+                f"folder {missing[0]}/ is missing (other episodes of this dataset have it)",
+                file=folder,
+                field=f"cameras/{cam}/{kind}",
+            )
         streams = {}
-        for stream in sorted(p for p in folder.iterdir() if p.is_dir()):
-            match = layout.STREAM_PATTERN.match(stream.name)
-            if match is None or stream.name == layout.TILED_RGB:
-                continue
-            name, kind = match["cam"], match["kind"]
+        for stream_name, name, kind in sorted(stream_folders(folder)):
+            stream = folder / stream_name
             where = f"cameras/{name}/{kind}"
             if name not in cameras:
                 raise FormatError(
@@ -907,6 +993,40 @@ class RLBenchReader:
 
         pixel_shape, dtype = STREAM_FRAMES[kind]
         return LazyFrames(load, T, (*hw, *pixel_shape), dtype, describe=frame_path)
+
+
+def stream_folders(folder: Path) -> list[tuple[str, str, str]]:
+    """(folder name, camera, kind) of each ``<cam>_{rgb,depth,mask}`` folder of an episode folder."""
+    found = []
+    for entry in os.scandir(folder) if folder.is_dir() else []:
+        match = layout.STREAM_PATTERN.match(entry.name)
+        if match and entry.name != layout.TILED_RGB and entry.is_dir():
+            found.append((entry.name, match["cam"], match["kind"]))
+    return found
+
+
+def check_required(demo: Demo, name: str, column: Column | None) -> None:
+    """Raise unless a required column (`REQUIRED_COLUMNS`) holds numbers in every frame."""
+    if column is None:
+        raise FormatError("missing from every observation", field=name)
+    problem = frame_problem(column_frames(demo, name), gaps=False)
+    if problem is None and column.kind not in ("ndarray", "float", "np_scalar"):
+        problem = f"holds {_describe(column_frames(demo, name)[0])} in every frame; expected numbers"
+    if problem is not None:
+        raise FormatError(problem, field=name)
+
+
+def load_episode_record(path: Path) -> dict[str, Any]:
+    """What our export kept of an episode's metadata (`EPISODE_RECORD`); {} when the file is not there."""
+    if not path.exists():
+        return {}
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise FormatError(f"unreadable episode record ({exc})", file=path) from None
+    if not isinstance(record, dict) or not set(record) <= set(RECORDED_META):
+        raise FormatError(f"expected a JSON object with keys {list(RECORDED_META)}", file=path)
+    return record
 
 
 def check_frame_files(stream: Path, T: int, where: str) -> None:
@@ -968,22 +1088,19 @@ class RLBenchWriter:
         self._maps = field_maps(self._manifest)
         self._index = self._locations_from_index(self._manifest)
 
+    def _target_roots(self) -> dict[str, Path]:
+        return layout.target_roots(self.root) if self._targets else {}
+
     def _start(self, manifest: Manifest) -> Manifest:
-        for marker in (PENDING_MARKER, COMMITTED_MARKER):
-            if (self.root / marker).exists():
-                existing = parse_model(Manifest, (self.root / marker).read_text(), file=self.root / marker)
-                if existing.identity() != manifest.identity():
-                    raise FormatError(
-                        f"destination already holds a different dataset ('{existing.name}'); choose another "
-                        "destination or remove it",
-                        file=self.root,
-                    )
-                break
-        else:
-            if self.root.exists() and (self.root.is_file() or any(self.root.iterdir())):
-                raise FormatError(
-                    "destination exists and is not an RLBench export of genima-data", file=self.root
-                )
+        _refuse_shared_folders(self.root, self._locations_from_index(manifest))
+        _require_own_destination(self.root, (PENDING_MARKER, COMMITTED_MARKER), manifest)
+        for root in self._target_roots().values():  # checked before anything is written
+            _require_own_destination(
+                root,
+                (TARGET_MARKER,),
+                manifest,
+                TARGET_ROOT_HINT,
+            )
         self.root.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.root / PENDING_MARKER, manifest.to_json())
         remove_path(self.root / TEMP_FOLDER)
@@ -997,18 +1114,21 @@ class RLBenchWriter:
 
     @staticmethod
     def _locations_from_index(manifest: Manifest) -> dict[str, EpisodeLocation]:
-        """Folders for ids that do not name one, numbered per task and variation in index order."""
+        """Every indexed episode's folder: the one its id names, or for other ids ``episode<k>`` numbered per
+        task and variation in index order."""
         counters: dict[tuple[str, int], int] = {}
         index = {}
         for summary in manifest.episodes:
-            if EpisodeLocation.parse(summary.episode_id) is None:
+            loc = EpisodeLocation.parse(summary.episode_id)
+            if loc is None:
                 key = (summary.task, summary.variation or 0)
-                index[summary.episode_id] = EpisodeLocation(key[0], key[1], counters.get(key, 0))
-                counters[key] = counters.get(key, 0) + 1
+                loc = EpisodeLocation(key[0], key[1], counters.get(key, 0))
+                counters[key] = loc.index + 1
+            index[summary.episode_id] = loc
         return index
 
     def location(self, episode_id: str) -> EpisodeLocation:
-        loc = EpisodeLocation.parse(episode_id) or self._index.get(episode_id)
+        loc = self._index.get(episode_id) or EpisodeLocation.parse(episode_id)
         if loc is None:
             raise FormatError(
                 "cannot place this episode in the RLBench layout: its id is not <task>_v<V>_e<E> and the "
@@ -1027,9 +1147,10 @@ class RLBenchWriter:
         try:
             columns, demo = self._demo(episode)
             low_dim = dumps_pickle(demo)
-            target_roots = layout.target_roots(self.root) if self._targets else {}
-            for stream, root in target_roots.items():
+            for stream, root in self._target_roots().items():
                 if any(p.startswith("targets/") and p.endswith(f"/{stream}") for p in episode.paths()):
+                    if not (root / TARGET_MARKER).exists():  # claims the folder for this export's commit
+                        atomic_write_text(root / TARGET_MARKER, self._manifest.to_json())
                     self._write_folder(loc.folder(root), episode, low_dim, columns, stream)
             self._write_folder(loc.folder(self.root), episode, low_dim, columns, None)
         except GenimaDataError as exc:
@@ -1094,6 +1215,8 @@ class RLBenchWriter:
         with atomic_output(folder, temp_dir=self.root / TEMP_FOLDER) as tmp:
             tmp.mkdir(parents=True)
             (tmp / layout.LOW_DIM_PICKLE).write_bytes(low_dim)
+            # success, instruction and seed have no slot in the layout; hidden, RLBench and GENIMA skip it
+            (tmp / EPISODE_RECORD).write_text(episode.meta.model_dump_json(include=set(RECORDED_META)))
             for name, value in files.items():
                 (tmp / name).write_bytes(dumps_pickle(from_tagged_json(value)))
             for cam in self._manifest.cameras:
@@ -1153,12 +1276,11 @@ class RLBenchWriter:
         """Write each variation's descriptions and the manifest; the export is then complete."""
         recorded = self._manifest.extras.get("rlbench", {}).get("variation_descriptions", {})
         instructions = {t.name: t.instructions for t in self._manifest.tasks}
-        roots = [self.root, *(layout.target_roots(self.root).values() if self._targets else [])]
-        for root in (r for r in roots if r.is_dir()):
+        # a target root only once this export wrote into it (its marker), so nothing else is touched
+        owned = [r for r in self._target_roots().values() if (r / TARGET_MARKER).exists()]
+        for root in (r for r in [self.root, *owned] if r.is_dir()):
             folders = {(t, int(v)) for t, variations in recorded.items() for v in variations}
-            for task_dir in (p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-                matches = (layout.VARIATION_PATTERN.match(p.name) for p in task_dir.iterdir() if p.is_dir())
-                folders |= {(task_dir.name, int(m[1])) for m in matches if m}
+            folders |= written_variations(root)
             for task, variation in sorted(folders):
                 descriptions = recorded.get(task, {}).get(str(variation), instructions.get(task, []))
                 path = root / task / layout.variation_folder(variation) / layout.VARIATION_DESCRIPTIONS
@@ -1168,6 +1290,48 @@ class RLBenchWriter:
         atomic_write_text(self.root / COMMITTED_MARKER, self._manifest.to_json())
         remove_path(self.root / PENDING_MARKER)
         return self._manifest
+
+
+def _require_own_destination(
+    root: Path, markers: tuple[str, ...], manifest: Manifest, hint: str = ""
+) -> None:
+    """Refuse `root` unless it is absent, empty, or an export of this same dataset (one of `markers`)."""
+    for marker in markers:
+        if (root / marker).exists():
+            existing = parse_model(Manifest, (root / marker).read_text(), file=root / marker)
+            if existing.identity() != manifest.identity():
+                raise FormatError(
+                    f"destination already holds a different dataset ('{existing.name}'); choose another "
+                    "destination or remove it",
+                    file=root,
+                )
+            return
+    if root.exists() and (root.is_file() or any(root.iterdir())):
+        raise FormatError(f"destination exists and is not an RLBench export of genima-data{hint}", file=root)
+
+
+def written_variations(root: Path) -> set[tuple[str, int]]:
+    """(task, V) of every ``<task>/variation<V>`` under `root` holding an episode folder with a pickle."""
+    return {
+        (loc.task, loc.variation)
+        for loc in discover_episodes(root).values()
+        if loc.variation is not None and (loc.folder(root) / layout.LOW_DIM_PICKLE).exists()
+    }
+
+
+def _refuse_shared_folders(root: Path, index: Mapping[str, EpisodeLocation]) -> None:
+    """Refuse an export in which two episodes would be written to the same folder (one would replace the
+    other), before anything is written."""
+    placed: dict[EpisodeLocation, str] = {}
+    for episode_id, loc in index.items():
+        if loc in placed:
+            raise FormatError(
+                f"goes to the same folder as episode '{placed[loc]}' ({loc.folder(Path()).as_posix()}); "
+                "RLBench episode folders must be unique, so rename one of the two episodes",
+                file=root,
+                episode=episode_id,
+            )
+        placed[loc] = episode_id
 
 
 RLBENCH = Format(

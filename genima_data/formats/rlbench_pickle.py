@@ -79,6 +79,19 @@ WRITTEN_AS: dict[int, tuple[str, str]] = {
 }
 
 
+# what the unpickler raises on damaged bytes (OverflowError, MemoryError: absurd frame or object lengths)
+CORRUPT_PICKLE_ERRORS = (
+    pickle.UnpicklingError,
+    EOFError,
+    ValueError,
+    TypeError,
+    AttributeError,
+    IndexError,
+    OverflowError,
+    MemoryError,
+)
+
+
 class _RestrictedUnpickler(pickle.Unpickler):
     def __init__(self, file: io.BufferedIOBase, path: Path) -> None:
         super().__init__(file)
@@ -102,13 +115,17 @@ def load_pickle(path: str | Path) -> Any:
     """Load an RLBench dataset pickle safely (see module docstring); one-line FormatError if it is bad."""
     path = Path(path)
     try:
-        with open(path, "rb") as f:
-            return _RestrictedUnpickler(f, path).load()
-    except FormatError:
-        raise
+        data = path.read_bytes()
     except FileNotFoundError:
         raise FormatError("file is missing", file=path) from None
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError) as exc:
+    except OSError as exc:
+        raise FormatError(f"cannot read the pickle ({exc.strerror or exc})", file=path) from None
+    try:
+        # from memory: a corrupt length then reads short instead of allocating what it claims
+        return _RestrictedUnpickler(io.BytesIO(data), path).load()
+    except FormatError:
+        raise
+    except CORRUPT_PICKLE_ERRORS as exc:
         reason = "truncated" if isinstance(exc, EOFError) or "truncated" in str(exc) else "corrupt"
         raise FormatError(f"pickle is {reason} ({type(exc).__name__}: {exc})", file=path) from None
 

@@ -7,7 +7,7 @@ import pytest
 
 from genima_data.convert import convert
 from genima_data.demo import build_demo
-from genima_data.episode import LazyFrames
+from genima_data.episode import Episode, LazyFrames
 from genima_data.errors import FormatError
 from genima_data.formats import detect_format
 from genima_data.formats import rlbench_layout as layout
@@ -21,7 +21,7 @@ from genima_data.formats.rlbench import (
 )
 from genima_data.formats.rlbench_images import depth_from_png, read_png_rgb
 from genima_data.formats.rlbench_pickle import dumps_pickle, load_pickle
-from genima_data.store import open_dataset
+from genima_data.store import create_dataset, open_dataset
 from tests.conftest import RLBENCH_TEST_DATA, load_with_fake_rlbench, synthetic_rlbench_frame
 from tests.test_convert import assert_datasets_equal
 
@@ -427,6 +427,68 @@ def test_writer_refuses_ids_it_cannot_place(rlbench_dir, tmp_path):
         writer.has_episode("some episode")
 
 
+def copy_with_meta(source, path, updates):
+    """A copy of the store `source` with each episode's metadata updated by the next dict of `updates`."""
+    src = open_dataset(source)
+    dst = create_dataset(path, src.manifest.model_copy(update={"episodes": [], "storage": None}))
+    for eid, update in zip(src.episode_ids, updates, strict=True):
+        with src.episode(eid) as ep:
+            arrays = {name: np.asarray(array[...]) for name, array in ep.arrays.items()}
+            dst.write_episode(Episode(meta=ep.meta.model_copy(update=update), arrays=arrays))
+    dst.commit()
+    return path
+
+
+def test_export_refuses_two_episodes_that_would_share_a_folder(demo_with_targets, tmp_path):
+    # 'bar' is numbered episode0 of reach_target/variation0, the folder 'reach_target_v0_e0' names
+    store = copy_with_meta(
+        demo_with_targets, tmp_path / "ids_h5", [{"episode_id": "reach_target_v0_e0"}, {"episode_id": "bar"}]
+    )
+    out = tmp_path / "out"
+    with pytest.raises(FormatError) as err:
+        convert(store, out, to="rlbench")
+    assert one_line_error(err) == (
+        f"{out}: episode reach_target_v0_e0: goes to the same folder as episode 'bar' "
+        "(reach_target/variation0/episodes/episode0); RLBench episode folders must be unique, so rename one "
+        "of the two episodes"
+    )
+    assert not out.exists()
+
+
+def test_export_refuses_a_rendered_target_folder_it_did_not_write(demo_with_targets, tmp_path):
+    out, rendered = tmp_path / "ex", tmp_path / "ex_rgb_rendered"
+    precious = rendered / "reach_target/variation0/episodes/episode0/precious.txt"
+    precious.parent.mkdir(parents=True)
+    precious.write_text("mine")
+    (rendered / "other_task/variation3").mkdir(parents=True)
+    with pytest.raises(FormatError) as err:
+        convert(demo_with_targets, out, to="rlbench")
+    assert one_line_error(err).startswith(f"{rendered}: destination exists and is not an RLBench export")
+    assert not out.exists() and precious.read_text() == "mine"
+    assert list((rendered / "other_task/variation3").iterdir()) == []
+    # without targets the folder is not this export's business; the export's own target folders resume
+    assert convert(demo_with_targets, out, to="rlbench", writer_options={"targets": False}).written
+    assert precious.read_text() == "mine" and list((rendered / "other_task/variation3").iterdir()) == []
+    shutil.rmtree(out)
+    shutil.rmtree(rendered)
+    convert(demo_with_targets, out, to="rlbench")
+    assert convert(demo_with_targets, out, to="rlbench").skipped == ["episode0", "episode1"]
+
+
+def test_store_to_rlbench_to_store_keeps_success_instruction_and_seed(demo_with_targets, tmp_path):
+    updates = [
+        {"success": False, "instruction": "push the cube", "seed": 7},
+        {"success": None, "instruction": "lift the cube", "seed": None},
+    ]
+    store = copy_with_meta(demo_with_targets, tmp_path / "meta_h5", updates)
+    convert(store, tmp_path / "ex", to="rlbench")
+    back = tmp_path / "back.zarr"
+    convert(tmp_path / "ex", back)
+    for eid, update in zip(("reach_target_v0_e0", "reach_target_v0_e1"), updates, strict=True):
+        meta = open_dataset(back).episode_meta(eid)
+        assert {key: getattr(meta, key) for key in update} == update, eid
+
+
 # ------------------------------------------------------------------------------------------------ bad input
 def read_error(root, episode_id="reach_target_v0_e3") -> str:
     reader = RLBenchReader(root)
@@ -554,6 +616,79 @@ def test_static_camera_that_moves_is_refused_unless_declared_moving(rlbench_copy
         assert np.allclose(
             ep.load("cameras/front/extrinsics")[:, 0, 3], demo[0].misc["front_camera_extrinsics"][0, 3]
         )
+
+
+def modify_episode8(root, change):
+    from genima_data.formats.rlbench_pickle import dump_pickle
+
+    path = episode_dir(root, 8) / "low_dim_obs.pkl"
+    demo = load_pickle(path)
+    change(demo._observations)
+    dump_pickle(demo, path)
+    return path
+
+
+def test_episode_without_a_camera_folder_the_others_have_is_named(rlbench_copy):
+    shutil.rmtree(episode_dir(rlbench_copy, 8) / "overhead_rgb")
+    assert read_error(rlbench_copy, "reach_target_v0_e8") == (
+        f"{episode_dir(rlbench_copy, 8)}: episode reach_target_v0_e8: cameras/overhead/rgb: folder "
+        "overhead_rgb/ is missing (other episodes of this dataset have it)"
+    )
+    with RLBenchReader(rlbench_copy).episode("reach_target_v0_e9") as ep:
+        assert "cameras/overhead/rgb" in ep
+
+
+@pytest.mark.parametrize(
+    "field, change",
+    [
+        ("gripper_matrix", lambda obs: setattr(obs[4], "gripper_matrix", None)),
+        (
+            "misc.wrist_camera_extrinsics",
+            lambda obs: obs[4].misc.__setitem__("wrist_camera_extrinsics", None),
+        ),
+        ("misc.joint_poses", lambda obs: obs[4].misc.__setitem__("joint_poses", None)),
+    ],
+)
+def test_pose_missing_in_one_frame_is_named_not_stored_as_zeros(rlbench_copy, field, change):
+    path = modify_episode8(rlbench_copy, change)
+    assert read_error(rlbench_copy, "reach_target_v0_e8") == (
+        f"{path}: episode reach_target_v0_e8: {field}: frame 4 holds None; a value is needed in every frame"
+    )
+
+
+def _joint_positions_cut(obs):
+    for o in obs:
+        o.joint_positions = o.joint_positions[:6]
+
+
+@pytest.mark.parametrize(
+    "change, error",
+    [
+        (
+            _joint_positions_cut,
+            "joint_positions: has 6 values per frame, the robot (Franka Emika Panda) has 7 joints",
+        ),
+        (
+            lambda obs: obs[4].misc.pop("front_camera_extrinsics"),
+            "misc.front_camera_extrinsics: frame 4 holds no value (the key is absent); a value is needed in "
+            "every frame",
+        ),
+        (
+            lambda obs: setattr(obs[5], "joint_positions", obs[5].joint_positions.astype(np.float32)),
+            "joint_positions: frame 5 holds a float32 array of shape (7,) but frame 0 a float64 array of "
+            "shape (7,); every frame needs the same type, shape and dtype",
+        ),
+        (
+            lambda obs: setattr(obs[5], "joint_positions", list(obs[5].joint_positions)),
+            "joint_positions: frame 5 holds a list but frame 0 a float64 array of shape (7,); every frame "
+            "needs the same type, shape and dtype",
+        ),
+    ],
+    ids=["six-joints", "absent-extrinsics", "float32-frame", "list-frame"],
+)
+def test_error_names_the_field_that_is_wrong_and_how(rlbench_copy, change, error):
+    path = modify_episode8(rlbench_copy, change)
+    assert read_error(rlbench_copy, "reach_target_v0_e8") == f"{path}: episode reach_target_v0_e8: {error}"
 
 
 def test_unknown_options_are_named(rlbench_dir, tmp_path, run_cli):

@@ -1,6 +1,7 @@
 import json
 import os
 import pickle
+import random
 import sys
 
 import numpy as np
@@ -138,3 +139,32 @@ def test_tagged_json_round_trip_keeps_types_and_bits(value):
 def test_tagged_json_refuses_unknown_types_naming_the_field():
     with pytest.raises(FormatError, match="random_seed: cannot keep a value of type object"):
         to_tagged_json(object(), where="random_seed")
+
+
+def test_corrupt_frame_length_is_a_one_line_error_not_an_overflow(tmp_path):
+    data = bytearray(EPISODE3.read_bytes())
+    data[3:11] = b"\xff" * 8  # the protocol-4 FRAME length after PROTO
+    path = tmp_path / "low_dim_obs.pkl"
+    path.write_bytes(bytes(data))
+    with pytest.raises(FormatError, match="pickle is corrupt") as err:
+        load_pickle(path)
+    assert str(err.value).startswith(f"{path}: ") and len(str(err.value).splitlines()) == 1
+
+
+def test_randomly_damaged_pickles_fail_only_with_format_errors(tmp_path):
+    demo = load_pickle(EPISODE3)
+    demo._observations = demo._observations[:2]  # a real pickle, small enough for hundreds of loads
+    data = dumps_pickle(demo)
+    rng = random.Random(0)  # this seed hits absurd frame and object lengths (OverflowError, MemoryError)
+    path = tmp_path / "low_dim_obs.pkl"
+    for _ in range(400):
+        damaged = bytearray(data)
+        for _ in range(rng.randint(1, 3)):
+            # a third of the damage in the header, where PROTO and the first FRAME length sit
+            at = rng.randrange(12) if rng.random() < 0.3 else rng.randrange(len(damaged))
+            damaged[at] = rng.randrange(256)
+        path.write_bytes(bytes(damaged))
+        try:
+            load_pickle(path)
+        except FormatError as exc:
+            assert len(str(exc).splitlines()) == 1
