@@ -4,7 +4,10 @@ Reading: `load_pickle` runs a restricted `pickle.Unpickler` whose ``find_class``
 an RLBench dataset contains — ``rlbench.demo.Demo`` and ``rlbench.backend.observation.Observation``
 (mapped to the plain stand-ins `Demo` and `Observation` below), numpy's array and scalar reconstruction,
 ``numpy.ndarray`` and ``numpy.dtype``. Any other global (``os.system``, ``builtins.eval``, ...) is refused
-before it is looked up, so a malicious pickle fails with a one-line `FormatError` and runs nothing.
+before it is looked up, so a malicious pickle fails with a one-line `FormatError` and runs nothing. numpy's
+own reconstruction is not called either: its C code trusts the state it is given (a damaged dtype state
+crashes the process), so arrays, dtypes and scalars load through stand-ins that check every state and
+build plain numeric arrays with `np.frombuffer`.
 
 Writing: `dump_pickle` writes the stand-ins under rlbench's class paths and numpy's functions under
 ``numpy.core.multiarray`` (what RLBench's own files contain, loadable by numpy 1.x and 2.x), so plain
@@ -20,6 +23,7 @@ import base64
 import io
 import math
 import pickle
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -58,17 +62,107 @@ class Observation:
         self.__dict__.update(attributes)
 
 
+# numeric dtypes as numpy pickles them: (kind + size, (version 3, byte order, no fields/subarray, flags 0))
+_DTYPE_SPEC = re.compile(r"(b1|[iu][1248]|f[248]|c(8|16))")
+_DTYPE_BYTE_ORDERS = ("<", ">", "|", "=")
+_PLAIN_DTYPE_STATE = (None, None, None, -1, -1, 0)
+
+
+class _LoadedDType:
+    """What ``numpy.dtype`` loads as: a plain numeric dtype built from a checked spec and state. numpy's own
+    ``dtype.__setstate__`` trusts its input (a damaged state crashes the process), so it never sees one."""
+
+    def __init__(self, spec: Any, align: Any = False, copy: Any = True) -> None:
+        if not isinstance(spec, str) or not _DTYPE_SPEC.fullmatch(spec):
+            raise pickle.UnpicklingError(f"refused dtype {spec!r}: RLBench arrays are numeric")
+        self.dtype = np.dtype(spec)
+
+    def __setstate__(self, state: Any) -> None:
+        if (
+            not isinstance(state, tuple)
+            or len(state) != 8
+            or state[0] != 3
+            or state[1] not in _DTYPE_BYTE_ORDERS
+            or state[2:] != _PLAIN_DTYPE_STATE
+        ):
+            raise pickle.UnpicklingError(f"refused dtype state {state!r}: not a plain numeric dtype")
+        self.dtype = self.dtype.newbyteorder(state[1])
+
+
+class _LoadedArray:
+    """What numpy's ``_reconstruct`` loads as: its state checked, then the array built by `np.frombuffer`
+    (`_plain_arrays` swaps these for the arrays once the whole file is loaded)."""
+
+    def __init__(self, cls: Any, shape: Any, typecode: Any) -> None:
+        if cls is not np.ndarray:
+            raise pickle.UnpicklingError("refused an array subclass: RLBench arrays are plain ndarrays")
+        self.array: np.ndarray | None = None
+
+    def __setstate__(self, state: Any) -> None:
+        if not isinstance(state, tuple) or len(state) != 5 or state[0] != 1:
+            raise pickle.UnpicklingError("refused an array state of an unknown layout")
+        _, shape, dtype, fortran, data = state
+        if (
+            not isinstance(shape, tuple)
+            or not all(isinstance(n, int) and n >= 0 for n in shape)
+            or not isinstance(dtype, _LoadedDType)
+            or not isinstance(fortran, bool)
+            or not isinstance(data, bytes)
+            or len(data) != math.prod(shape) * dtype.dtype.itemsize
+        ):
+            raise pickle.UnpicklingError(f"refused an array state (shape {shape!r}, dtype or data size)")
+        flat = np.frombuffer(data, dtype=dtype.dtype).copy()  # a copy: writable, like numpy's own load
+        self.array = flat.reshape(shape, order="F" if fortran else "C")
+
+
+def _loaded_scalar(dtype: Any, data: Any) -> np.generic:
+    """What numpy's ``scalar`` loads as: one value of a checked dtype from exactly its bytes."""
+    if (
+        not isinstance(dtype, _LoadedDType)
+        or not isinstance(data, bytes)
+        or len(data) != dtype.dtype.itemsize
+    ):
+        raise pickle.UnpicklingError("refused a numpy scalar that is not one plain numeric value")
+    return np.frombuffer(data, dtype=dtype.dtype)[0]
+
+
+def _plain_arrays(value: Any, done: dict[int, Any]) -> Any:
+    """`value` with every `_LoadedArray` inside it (lists, tuples, dicts, stand-ins) replaced by its array."""
+    key = id(value)
+    if key in done:
+        return done[key]
+    if isinstance(value, _LoadedArray):
+        if value.array is None:
+            raise pickle.UnpicklingError("an array was never given its data")
+        done[key] = value.array
+    elif isinstance(value, list):
+        done[key] = value
+        value[:] = [_plain_arrays(v, done) for v in value]
+    elif isinstance(value, dict):
+        done[key] = value
+        value.update({k: _plain_arrays(v, done) for k, v in value.items()})
+    elif isinstance(value, tuple):
+        done[key] = tuple(_plain_arrays(v, done) for v in value)
+    elif isinstance(value, Demo | Observation):
+        done[key] = value
+        _plain_arrays(value.__dict__, done)
+    else:
+        done[key] = value
+    return done[key]
+
+
 _NUMPY_RECONSTRUCT = {"_reconstruct": np.ndarray.__reduce__(np.zeros(1))[0]}
 _NUMPY_RECONSTRUCT["scalar"] = np.float64(0).__reduce__()[0]
+_LOADED_AS = {"_reconstruct": _LoadedArray, "scalar": _loaded_scalar}
 ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
     DEMO_PATH: Demo,
     OBSERVATION_PATH: Observation,
     ("numpy", "ndarray"): np.ndarray,
-    ("numpy", "dtype"): np.dtype,
+    ("numpy", "dtype"): _LoadedDType,
     **{
         (module, name): fn
         for module in ("numpy.core.multiarray", "numpy._core.multiarray")
-        for name, fn in _NUMPY_RECONSTRUCT.items()
+        for name, fn in _LOADED_AS.items()
     },
 }
 # what each admitted object is written as: rlbench's class paths, numpy's pre-2.0 module
@@ -122,7 +216,7 @@ def load_pickle(path: str | Path) -> Any:
         raise FormatError(f"cannot read the pickle ({exc.strerror or exc})", file=path) from None
     try:
         # from memory: a corrupt length then reads short instead of allocating what it claims
-        return _RestrictedUnpickler(io.BytesIO(data), path).load()
+        return _plain_arrays(_RestrictedUnpickler(io.BytesIO(data), path).load(), {})
     except FormatError:
         raise
     except CORRUPT_PICKLE_ERRORS as exc:

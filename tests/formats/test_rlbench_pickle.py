@@ -168,3 +168,52 @@ def test_randomly_damaged_pickles_fail_only_with_format_errors(tmp_path):
             load_pickle(path)
         except FormatError as exc:
             assert len(str(exc).splitlines()) == 1
+
+
+class _Reduced:
+    """Pickles as whatever (callable, args, state) it is given: how a crafted file spells numpy objects."""
+
+    def __init__(self, *reduced):
+        self.reduced = reduced
+
+    def __reduce__(self):
+        return self.reduced
+
+
+@pytest.mark.parametrize(
+    "crafted",
+    [
+        _Reduced(np.dtype, ("u4", False, True), (3, "<", None, -1, -1, 0)),  # crashed numpy's own setstate
+        _Reduced(np.dtype, ("V8", False, True), (3, "|", None, ("a",), {"a": (np.dtype("u8"), 0)}, 8, 1, 0)),
+        _Reduced(np.dtype, ("O8", False, True), (3, "|", None, None, None, -1, -1, 63)),
+        _Reduced(np.float64(0).__reduce__()[0], (np.dtype("f8"), b"\x00" * 3)),
+    ],
+    ids=["damaged-dtype-state", "structured-dtype", "object-dtype", "short-scalar"],
+)
+def test_numpy_objects_with_odd_states_are_refused_before_numpy_sees_them(tmp_path, crafted):
+    path = tmp_path / "low_dim_obs.pkl"
+    path.write_bytes(pickle.dumps([np.zeros(2), crafted], protocol=4))
+    with pytest.raises(FormatError, match=r"low_dim_obs.pkl: pickle is corrupt \(UnpicklingError: refused"):
+        load_pickle(path)
+
+
+def test_array_whose_data_does_not_fit_its_shape_is_refused(tmp_path):
+    array = np.arange(6.0)
+    reconstruct, args, (version, _, dtype, fortran, data) = array.__reduce__()
+    path = tmp_path / "low_dim_obs.pkl"
+    path.write_bytes(
+        pickle.dumps(_Reduced(reconstruct, args, (version, (7,), dtype, fortran, data)), protocol=4)
+    )
+    with pytest.raises(FormatError, match=r"refused an array state \(shape \(7,\)"):
+        load_pickle(path)
+
+
+def test_loaded_arrays_are_plain_writable_ndarrays_in_every_place_they_are_shared(tmp_path):
+    shared = np.arange(6, dtype=">f4").reshape(2, 3, order="F")
+    path = tmp_path / "low_dim_obs.pkl"
+    path.write_bytes(pickle.dumps({"a": shared, "b": (shared, [shared]), "s": np.float32(2.5)}, protocol=4))
+    loaded = load_pickle(path)
+    assert type(loaded["a"]) is np.ndarray and loaded["a"].flags.writeable
+    assert loaded["a"] is loaded["b"][0] is loaded["b"][1][0]
+    assert loaded["a"].dtype == np.dtype(">f4") and np.array_equal(loaded["a"], shared)
+    assert loaded["s"] == np.float32(2.5) and type(loaded["s"]) is np.float32
