@@ -593,8 +593,8 @@ def verify(
     for kind in ("changed", "missing", "unlisted"):
         for name in getattr(sums, kind):
             err_console.print(f"[red]{kind}:[/] {escape(name)}", highlight=False)
-    if result.report is not None:
-        console.print(result.report.verdict())
+    if result.report is not None:  # the findings too, as validate shows them: what failed, where
+        console.print(result.report.renderable(), soft_wrap=True)
     else:
         err_console.print(f"[red]cannot validate:[/] {escape(str(result.unreadable))}", highlight=False)
     console.print(

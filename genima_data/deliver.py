@@ -178,6 +178,19 @@ def _check_destination(out: Path, dataset: Path, fingerprint: str) -> None:
                 f"{str(previous.get('fingerprint'))[:12]}…); choose another folder or remove it",
                 file=out,
             )
+        added = _files_not_delivered(out)
+        if added:  # delivering again replaces the folder: files someone put there would be lost
+            raise DeliveryError(
+                f"holds files that are not part of the delivery ({', '.join(added[:3])}"
+                f"{', …' if len(added) > 3 else ''}); move them out, then deliver again",
+                file=out,
+            )
+
+
+def _files_not_delivered(out: Path) -> list[str]:
+    """Files in a delivery folder that its checksum list does not name (all of them without a list)."""
+    listed = read_checksums(out) if (out / CHECKSUMS).is_file() else {}
+    return sorted({p.as_posix() for p in bundle_files(out)} - set(listed))
 
 
 def _gate(report: ValidationReport, allow_warnings: bool, dataset: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shutil
@@ -108,10 +109,27 @@ def test_datasheet_references_only_figures_that_are_in_the_bundle(bundle):
 
 
 def test_delivering_the_same_dataset_again_replaces_the_bundle(bundle_copy, demo_store_dir):
-    (bundle_copy / "previews" / "stale.png").write_bytes(b"old")
+    damaged = next((bundle_copy / "previews").glob("*.png"))
+    damaged.write_bytes(b"old")
     deliver(demo_store_dir / "sample.zarr", bundle_copy)
-    assert not (bundle_copy / "previews" / "stale.png").exists()
+    assert damaged.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert verify(bundle_copy).ok
+
+
+def test_delivering_again_never_deletes_files_someone_added_to_the_folder(
+    bundle_copy, demo_store_dir, run_cli
+):
+    (bundle_copy / "my_notes.txt").write_text("mine")
+    (bundle_copy / "receipts").mkdir()
+    (bundle_copy / "receipts" / "r1.txt").write_text("r")
+    result = run_cli("deliver", demo_store_dir / "sample.zarr", bundle_copy)
+    assert result.exit_code == 1
+    assert "holds files that are not part of the delivery (my_notes.txt, receipts/r1.txt)" in " ".join(
+        result.stderr.split()
+    )
+    assert (bundle_copy / "my_notes.txt").read_text() == "mine" and (
+        bundle_copy / "receipts" / "r1.txt"
+    ).exists()
 
 
 def test_a_folder_holding_a_different_delivery_is_refused(bundle_copy, demo_copy, run_cli):
@@ -250,3 +268,20 @@ def test_a_folder_holding_a_delivery_of_other_data_with_the_same_manifest_is_ref
     with pytest.raises(DeliveryError, match="already holds a different delivery"):
         deliver(other, bundle_copy)
     assert (bundle_copy / CHECKSUMS).read_bytes() == before
+
+
+def test_verify_shows_the_validation_finding_that_failed(bundle_copy, run_cli):
+    manifest = bundle_copy / "sample.zarr" / "zarr.json"
+    node = json.loads(manifest.read_text())
+    node["attributes"]["manifest"]["fps"] = 3.0  # the timestamps say 10 Hz
+    manifest.write_text(json.dumps(node))
+    listed = [
+        f"{hashlib.sha256(manifest.read_bytes()).hexdigest()}  sample.zarr/zarr.json"
+        if line.endswith("  sample.zarr/zarr.json")
+        else line
+        for line in (bundle_copy / CHECKSUMS).read_text().splitlines()
+    ]
+    (bundle_copy / CHECKSUMS).write_text("\n".join(listed) + "\n")
+    result = run_cli("verify", bundle_copy)
+    assert result.exit_code == 1
+    assert "[timestamps]" in result.stdout and "fps" in result.stdout

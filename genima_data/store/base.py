@@ -291,6 +291,13 @@ class Dataset(ABC):
     def _read_meta(self, episode_id: str) -> EpisodeMeta: ...
 
     @abstractmethod
+    def missing_chunks(self, episode_id: str) -> dict[str, tuple[int, int]]:
+        """Array path → (chunks not on disk, chunks it has) for the arrays of an episode that lack some.
+
+        genima-data writes every chunk, so a missing one is lost data (an incomplete copy), though the
+        formats read it as the fill value."""
+
+    @abstractmethod
     def _array_codec_names(self, episode_id: str) -> dict[str, str]:
         """Codec name per array path of one episode, as recorded in the store."""
 

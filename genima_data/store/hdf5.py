@@ -16,6 +16,7 @@ its object headers and chunk indexes take about 13.5 KiB less per file than the 
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -266,6 +267,20 @@ class HDF5Dataset(Dataset):
             f.close()
             raise
         return Episode(meta=meta, arrays=arrays, _on_close=[f.close])
+
+    def missing_chunks(self, episode_id: str) -> dict[str, tuple[int, int]]:
+        path = self._episode_location(episode_id)
+        counts = {}
+        with _open_h5(path, episode_id) as f:
+            for name in _dataset_paths(f):
+                dataset = f[name]
+                if dataset.chunks is None or "codec" not in dataset.attrs:  # contiguous, or not written by us
+                    continue
+                expected = math.prod(-(-n // c) for n, c in zip(dataset.shape, dataset.chunks, strict=True))
+                missing = expected - dataset.id.get_num_chunks()
+                if missing:
+                    counts[name] = (missing, expected)
+        return counts
 
     def _array_codec_names(self, episode_id: str) -> dict[str, str]:
         path = self._episode_location(episode_id)

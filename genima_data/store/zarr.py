@@ -256,6 +256,18 @@ class ZarrDataset(Dataset):
         }
         return Episode(meta=meta, arrays=arrays)
 
+    def missing_chunks(self, episode_id: str) -> dict[str, tuple[int, int]]:
+        directory = self._episode_location(episode_id)
+        counts = {}
+        for path, node in _array_nodes(directory).items():
+            direct = DirectArray.for_array(directory / path, node)
+            if direct is None or not direct.flat_keys or "codec" not in node.get("attributes", {}):
+                continue  # not written by genima-data: zarr-python leaves out chunks of fill values only
+            missing = direct.missing_chunks()
+            if missing:
+                counts[path] = (missing, direct.chunk_count)
+        return counts
+
     def _array_codec_names(self, episode_id: str) -> dict[str, str]:
         nodes = _array_nodes(self._episode_location(episode_id))
         return {path: str(node.get("attributes", {}).get("codec", "unknown")) for path, node in nodes.items()}

@@ -129,6 +129,7 @@ class DirectArray:
         if self._fds is not None:
             weakref.finalize(self, _close_files, self._fds)
         # chunk file names as plain strings: building a Path per frame read cost as much as the pread
+        self.flat_keys = separator == CHUNK_SEPARATOR  # the layout genima-data writes, every chunk included
         self._key_prefix = os.path.join(directory, f"c{separator}")
         self._key_suffix = "".join(f"{separator}0" for _ in self.shape[1:])
 
@@ -265,6 +266,30 @@ class DirectArray:
         finally:
             if self._fds is None:
                 os.close(fd)
+
+    @property
+    def chunk_count(self) -> int:
+        """Chunks the array has: one per row when sharded, else one per `chunk_rows` rows."""
+        return -(-self.shape[0] // self.chunk_rows)
+
+    def missing_chunks(self) -> int:
+        """How many of the array's chunks are not on disk (absent chunk files or shard index entries)."""
+        if self.shard_rows is None:
+            return sum(not os.path.exists(self._key(k)) for k in range(self.chunk_count))
+        missing = 0
+        for shard, first in enumerate(range(0, self.shape[0], self.shard_rows)):
+            rows = min(self.shard_rows, self.shape[0] - first)  # a last shard's unused entries are empty
+            fd = self._open_shard(shard)
+            if fd is None:
+                missing += rows
+                continue
+            try:
+                index = _read_shard_index(fd, self._key(shard), self.shard_rows)
+            finally:
+                if self._fds is None:
+                    os.close(fd)
+            missing += sum(offset == _EMPTY for offset, _ in index[:rows])
+        return missing
 
     def _open_shard(self, shard: int) -> int | None:
         """A descriptor of the shard's file (kept open if asked), or None when the file does not exist."""

@@ -220,6 +220,20 @@ def required_arrays(ctx: EpisodeContext) -> Iterator[Finding]:
 
 
 @check(
+    "chunks",
+    scope="episode",
+    description="Every chunk of every array is on disk: genima-data writes them all, so a missing chunk is "
+    "lost data (an incomplete copy), though the store would read it as zeros.",
+)
+def chunks(ctx: EpisodeContext) -> Iterator[Finding]:
+    for path, (missing, total) in sorted(ctx.dataset.missing_chunks(ctx.episode_id).items()):
+        yield ctx.error(
+            f"{missing} of {total} chunks are not on disk (lost in a copy?); they would read as zeros",
+            field=path,
+        )
+
+
+@check(
     "structure",
     scope="episode",
     description="Every array is in the logical tree with the expected dtype and frame shape (joints: dof, "

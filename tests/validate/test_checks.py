@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 
+import h5py
 import numpy as np
 import pytest
 
@@ -411,3 +412,36 @@ def test_make_demo_dataset_at_its_default_size_is_genima_ready(tmp_path):
     build_demo(tmp_path / "sample.zarr")  # what `make demo` builds and validates
     report = validate_dataset(tmp_path / "sample.zarr")
     assert [f.one_line() for f in report.findings if f.severity != Severity.info] == []
+
+
+@pytest.mark.parametrize("lost", ["joint chunk", "image shard"])
+def test_chunks_lost_in_a_copy_are_errors_not_zeros(zarr_copy, lost):
+    episode = episode_file(zarr_copy, "episode1")
+    field = "robot/joint_positions" if lost == "joint chunk" else "cameras/front/rgb"
+    (episode / field / ("c.0.0" if lost == "joint chunk" else "c.0.0.0.0")).unlink()
+    found = findings_of(zarr_copy, "chunks")
+    total = 1 if lost == "joint chunk" else 24  # one chunk of joints; one chunk per frame, in one shard
+    assert [(f.severity, f.episode, f.field) for f in found] == [("error", "episode1", field)]
+    assert found[0].message.startswith(f"{total} of {total} chunks are not on disk")
+
+
+def test_hdf5_chunks_never_written_are_errors(demo_h5):
+
+    with h5py.File(episode_file(demo_h5, "episode2"), "r+") as f:
+        joints = f["robot/joint_positions"][()]
+        attrs = dict(f["robot/joint_positions"].attrs)
+        del f["robot/joint_positions"]
+        rewritten = f.create_dataset(
+            "robot/joint_positions", shape=joints.shape, dtype=joints.dtype, chunks=(4, 7)
+        )
+        rewritten.attrs.update(attrs)
+        rewritten[:8] = joints[:8]  # the last four chunks never written
+    found = findings_of(demo_h5, "chunks")
+    assert [(f.episode, f.field, f.message[:29]) for f in found] == [
+        ("episode2", "robot/joint_positions", "4 of 6 chunks are not on disk")
+    ]
+
+
+def test_arrays_written_by_zarr_python_may_leave_out_fill_value_chunks(zarr_copy):
+    write_raw(zarr_copy, "episode1", "extras/zeros", np.zeros((24, 3), np.float32))  # zarr-python skips it
+    assert findings_of(zarr_copy, "chunks") == []
