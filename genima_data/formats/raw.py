@@ -13,19 +13,25 @@ the reference camera's clock:
 
 A frame that lacks a sample within tolerance in any stream is never invented: with ``align.missing: drop``
 it is left out, and the episode's metadata (``extras.raw_import``) and a line on stderr list the frames
-left out and why; with ``error`` the import stops. Timestamps must increase strictly; a gap in a camera's
-timestamps (dropped frames) stops the import unless ``align.dropped_frames: allow``. Joint positions are
+left out and why, unless that would leave out more than half of the episode's frames (``MAX_DROPPED_SHARE``:
+a timestamp unit or clock mistake, not dropouts), which stops the import; with ``error`` the import stops.
+Log values must be finite (a NaN is named by row and column), one per row and column. Timestamps must
+increase strictly; a gap in a camera's timestamps (dropped frames) stops the import unless
+``align.dropped_frames: allow``. Joint positions are
 converted to radians and checked against the robot's limits, so degrees declared as radians (or the other
 way round) are caught and named. Each camera's calibration (any format `genima_data.calibration` reads)
 must be for the size of the recorded frames. Images and video frames are decoded lazily (`LazyFrames`).
+A problem in one episode found while the reader is built (its metadata, or its reference camera's stamps
+when the frame rate is measured) is kept and raised by `episode()`, so `--skip-invalid` skips only it.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import yaml
@@ -58,10 +64,13 @@ from genima_data.schema import (
     parse_model,
 )
 
+T = TypeVar("T")
 JOINT_LIMIT_MARGIN_RAD = 0.05  # readings this far beyond a limit are not a unit mistake
 UNIT_WORDS = {"rad": "radians", "deg": "degrees"}
 RADIAN_RANGE = 2 * np.pi  # a degree log whose every value lies within ±2π is almost surely radians
 REPORTED_FRAMES = 100  # frames listed per stream in extras.raw_import
+MAX_DROPPED_SHARE = 0.5  # dropping more of an episode's frames than this is a timing mistake, not dropouts
+LOG_VALUE_FIELDS = {"joints": "joints.columns", "gripper": "gripper.column"}  # mapping field per log
 VIDEO_TIME_TOLERANCE_S = 1e-4  # a video frame is fetched by its presentation time, up to rounding
 
 
@@ -137,6 +146,58 @@ def describe_frames(frames: np.ndarray, times: np.ndarray, limit: int = 5) -> st
     return shown + (f" and {len(frames) - limit} more" if len(frames) > limit else "")
 
 
+# ------------------------------------------------------------------------------------------- log values
+def one_per_row(values: np.ndarray, name: str, *, file: Path, field: str) -> np.ndarray:
+    """Column `name` as (N,); several values per row (e.g. both fingers) would be misread when flattened."""
+    if values.ndim == 0 or values.shape[1:] != (1,) * (values.ndim - 1):
+        raise FormatError(
+            f"column '{name}' has shape {values.shape}, expected one value per row", file=file, field=field
+        )
+    return values.reshape(len(values))
+
+
+def joint_matrix(table: Table, columns: str | list[str], dof: int, *, field: str) -> np.ndarray:
+    """The joint log as (N, dof), from one column per joint or one (N, dof) column."""
+    if isinstance(columns, str):
+        raw = table.column(columns, field=field)
+        raw = raw[:, None] if raw.ndim == 1 else raw
+    else:
+        raw = np.column_stack(
+            [one_per_row(table.column(c, field=field), c, file=table.path, field=field) for c in columns]
+        )
+    if raw.ndim != 2:
+        raise FormatError(
+            f"column '{columns}' has shape {raw.shape}, expected (rows, {dof}): one row of joint values "
+            "per sample",
+            file=table.path,
+            field=field,
+        )
+    if raw.shape[1] != dof:
+        raise FormatError(
+            f"{raw.shape[1]} joint values per row for a robot with {dof} joints", file=table.path, field=field
+        )
+    return raw
+
+
+def check_finite(values: np.ndarray, columns: str | list[str], *, file: Path, field: str) -> None:
+    """FormatError naming the first row holding NaN or infinity and its column (limit checks skip NaN)."""
+    flat = values.reshape(len(values), -1)
+    bad = ~np.isfinite(flat)
+    if not bad.any():
+        return
+    row = int(np.flatnonzero(bad.any(axis=1))[0])
+    col = int(np.flatnonzero(bad[row])[0])
+    if isinstance(columns, list):
+        label = columns[col]
+    else:
+        label = columns if flat.shape[1] == 1 else f"{columns}[:, {col}]"
+    raise FormatError(
+        f"row {row} (rows counted from 0): column '{label}' is {flat[row, col]}, not a finite number",
+        file=file,
+        field=field,
+    )
+
+
 # ------------------------------------------------------------------------------------------- units
 def joints_in_radians(
     raw: np.ndarray, unit: str, robot: Robot, *, check: bool, file: Path, field: str
@@ -184,8 +245,8 @@ def joints_in_radians(
 
 
 def gripper_open(values: np.ndarray, mapping: GripperMapping, *, file: Path, field: str) -> np.ndarray:
-    """gripper_open in [0, 1] (1 = open) from the logged gripper state."""
-    values = values.astype(np.float64).reshape(-1)
+    """gripper_open in [0, 1] (1 = open) from the logged gripper state, one value per row."""
+    values = one_per_row(values, mapping.column, file=file, field=field).astype(np.float64)
     if mapping.kind == "open_closed":
         if not np.isin(values, (0.0, 1.0)).all():
             raise FormatError(
@@ -211,7 +272,14 @@ def gripper_open(values: np.ndarray, mapping: GripperMapping, *, file: Path, fie
 
 # ------------------------------------------------------------------------------------------- cameras
 def _times(values: np.ndarray, spec: Timestamps) -> np.ndarray:
-    return np.asarray(values, np.float64).reshape(-1) * TIME_UNIT_SECONDS[spec.unit.value]
+    return np.asarray(values, np.float64) * TIME_UNIT_SECONDS[spec.unit.value]
+
+
+def _stamp_column(table: Table, spec: Timestamps, *, field: str) -> np.ndarray:
+    """Timestamps (s) of the stream `field` from their log column, one per row."""
+    name = str(spec.column)
+    values = table.column(name, field=f"{field}.timestamps.column")
+    return _times(one_per_row(values, name, file=table.path, field=f"{field}.timestamps.column"), spec)
 
 
 def _read_rgb(path: Path) -> np.ndarray:
@@ -269,14 +337,6 @@ def _filename_times(files: list[Path], spec: Timestamps, *, field: str) -> np.nd
 
 
 # ------------------------------------------------------------------------------------------- reader
-@dataclass(frozen=True)
-class EpisodeInfo:
-    task: str
-    instruction: str
-    success: bool | None
-    variation: int | None
-
-
 class RawReader:
     """Reads raw episode folders through a mapping (see the module docstring).
 
@@ -309,7 +369,14 @@ class RawReader:
                 f"folder names {bad[:3]} cannot be episode ids (letters, digits, _ . -)", file=self.root
             )
         self.robot = self._robot()
-        self._infos = {eid: self._episode_info(eid) for eid in self._folders}
+        self._infos: dict[str, EpisodeMeta] = {}
+        self._invalid: dict[str, GenimaDataError] = {}  # found while building; fails only that episode
+        for eid in self._folders:
+            info = self._try_episode(eid, self._episode_info)
+            if info is not None:
+                self._infos[eid] = info
+        if not self._infos:
+            raise next(iter(self._invalid.values()))
         self._manifest = Manifest(
             name=self.mapping.name,
             description=self.mapping.description,
@@ -375,32 +442,35 @@ class RawReader:
             )
         return camera
 
-    def _episode_info(self, episode_id: str) -> EpisodeInfo:
+    def _episode_info(self, episode_id: str) -> EpisodeMeta:
+        """The episode's metadata, validated now; its length is set once its frames are aligned."""
         spec = self.mapping.episodes
         values: dict[str, Any] = {"task": spec.task, "instruction": spec.instruction, "success": spec.success}
+        source = self.mapping_file
         if spec.metadata is not None:
-            path = self._folders[episode_id] / spec.metadata
-            if not path.is_file():
-                raise FormatError("episode metadata file not found", file=path, field="episodes.metadata")
-            try:
-                doc = yaml.safe_load(path.read_text())
-            except yaml.YAMLError as exc:
-                raise FormatError(f"not valid JSON/YAML: {' '.join(str(exc).split())}", file=path) from None
-            if not isinstance(doc, dict):
-                raise FormatError("episode metadata must be a mapping", file=path)
-            values |= {k: doc[k] for k in ("task", "instruction", "success", "variation") if k in doc}
+            source = self._folders[episode_id] / spec.metadata
+            values |= self._metadata_file(source)
         if not values.get("task"):
             raise FormatError(
                 "no task: set episodes.task or 'task' in the episode metadata",
                 file=self._folders[episode_id],
                 field="task",
             )
-        return EpisodeInfo(
-            str(values["task"]),
-            str(values.get("instruction") or ""),
-            values.get("success"),
-            values.get("variation"),
-        )
+        # length 1 is a placeholder: the real length is known once the frames are aligned (_assemble)
+        values |= {"episode_id": episode_id, "instruction": values.get("instruction") or "", "length": 1}
+        return parse_model(EpisodeMeta, values, file=source, episode=episode_id)
+
+    @staticmethod
+    def _metadata_file(path: Path) -> dict[str, Any]:
+        if not path.is_file():
+            raise FormatError("episode metadata file not found", file=path, field="episodes.metadata")
+        try:
+            doc = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as exc:
+            raise FormatError(f"not valid JSON/YAML: {' '.join(str(exc).split())}", file=path) from None
+        if not isinstance(doc, dict):
+            raise FormatError("episode metadata must be a mapping", file=path)
+        return {k: doc[k] for k in ("task", "instruction", "success", "variation") if k in doc}
 
     def _tasks(self) -> list[Task]:
         tasks = {t.name: t for t in self.mapping.tasks}
@@ -413,18 +483,33 @@ class RawReader:
         return list(tasks.values())
 
     def _measured_fps(self) -> float:
-        first = next(iter(self._folders))
-        stream = self._camera_stream(first, self.mapping.reference_camera)
+        """The reference camera's rate in the first episode whose stamps can be read."""
+        for eid in self._infos:
+            fps = self._try_episode(eid, self._episode_fps)
+            if fps is not None:
+                return fps
+        raise next(iter(self._invalid.values()))
+
+    def _episode_fps(self, episode_id: str) -> float:
+        stream = self._camera_stream(episode_id, self.mapping.reference_camera)
         stream.close()
         _, median = frame_gaps(stream.times, self.mapping.align.dropped_frame_factor)
         if median <= 0:
             raise FormatError("cannot measure the frame rate; set fps in the mapping", file=stream.file)
         return round(1.0 / median, 3)
 
+    def _try_episode(self, episode_id: str, work: Callable[[str], T]) -> T | None:
+        """`work(episode_id)`, or None with its error kept for `episode()` (other episodes still convert)."""
+        try:
+            return work(episode_id)
+        except GenimaDataError as exc:
+            self._invalid[episode_id] = exc.located(episode=episode_id)
+            return None
+
     # ------------------------------------------------------------------ streams
     def _log_times(self, folder: Path, table: Table, spec: Timestamps, *, field: str) -> np.ndarray:
         source = read_table(folder / spec.file) if spec.file is not None else table
-        return _times(source.column(str(spec.column), field=f"{field}.timestamps.column"), spec)
+        return _stamp_column(source, spec, field=field)
 
     def _camera_stream(self, episode_id: str, name: str) -> CameraStream:
         spec = self.mapping.cameras[name]
@@ -457,7 +542,7 @@ class RawReader:
             )
         if stamps is not None and stamps.column is not None:
             table = read_table(folder / str(stamps.file))
-            logged = _times(table.column(stamps.column, field=f"{field}.timestamps.column"), stamps)
+            logged = _stamp_column(table, stamps, field=field)
             if len(logged) != len(times):
                 raise FormatError(
                     f"{len(times)} frames but {len(logged)} timestamps (a dropped frame or a stray file?)",
@@ -500,20 +585,16 @@ class RawReader:
         folder = self._folders[episode_id]
         joints, gripper = self.mapping.joints, self.mapping.gripper
         jtable = read_table(folder / joints.file)
-        columns = [joints.columns] if isinstance(joints.columns, str) else joints.columns
-        raw = np.column_stack([jtable.column(c, field="joints.columns") for c in columns])
-        if raw.shape[1] != self.robot.dof:
-            raise FormatError(
-                f"{raw.shape[1]} joint values per row for a robot with {self.robot.dof} joints",
-                file=jtable.path,
-                field="joints.columns",
-            )
+        raw = joint_matrix(jtable, joints.columns, self.robot.dof, field="joints.columns")
         jtimes = self._log_times(folder, jtable, joints.timestamps, field="joints")
         gtable = jtable if gripper.file == joints.file else read_table(folder / gripper.file)
         gvalues = gtable.column(gripper.column, field="gripper.column")
         gtimes = self._log_times(folder, gtable, gripper.timestamps, field="gripper")
-        logs = {"joints": (jtimes, raw, jtable.path), "gripper": (gtimes, gvalues, gtable.path)}
-        for name, (times, values, path) in logs.items():
+        logs = {
+            "joints": (jtimes, raw, jtable.path, joints.columns),
+            "gripper": (gtimes, gvalues, gtable.path, gripper.column),
+        }
+        for name, (times, values, path, columns) in logs.items():
             if len(times) == 0:
                 raise FormatError("the log has no rows", file=path, field=name)
             if len(times) != len(values):
@@ -521,6 +602,7 @@ class RawReader:
                     f"{len(values)} rows but {len(times)} timestamps", file=path, field=f"{name}.timestamps"
                 )
             check_increasing(times, file=path, field=f"{name}.timestamps")
+            check_finite(values, columns, file=path, field=LOG_VALUE_FIELDS[name])
         q = joints_in_radians(
             raw,
             joints.unit,
@@ -541,6 +623,8 @@ class RawReader:
     def episode(self, episode_id: str) -> Episode:
         if episode_id not in self._folders:
             raise FormatError(f"no episode folder '{episode_id}'", file=self.root)
+        if episode_id in self._invalid:
+            raise self._invalid[episode_id].located()
         try:
             return self._episode(episode_id)
         except GenimaDataError as exc:
@@ -555,12 +639,14 @@ class RawReader:
         t_ref = reference.times
         keep = np.ones(len(t_ref), bool)
         missing: dict[str, np.ndarray] = {}
+        where: dict[str, tuple[Path, str, float]] = {}  # stream → file, mapping field, tolerance
         frame_index = {reference.name: np.arange(len(t_ref))}
         camera_tolerance = align.camera_tolerance_s or 0.5 / self._manifest.fps
         for name, stream in streams.items():
             if name != reference.name:
                 frame_index[name], ok = nearest_samples(t_ref, stream.times, camera_tolerance)
                 missing[f"camera {name}"], keep = np.flatnonzero(~ok), keep & ok
+                where[f"camera {name}"] = (stream.file, f"cameras.{name}", camera_tolerance)
         logs, files = self._robot_log(episode_id)
         aligned = {}
         for name, (times, values, method) in logs.items():
@@ -568,18 +654,10 @@ class RawReader:
                 t_ref, times, values, method=method, tolerance=align.tolerance_s
             )
             missing[name], keep = np.flatnonzero(~ok), keep & ok
+            where[name] = (files[name], name, align.tolerance_s)
         missing = {k: v for k, v in missing.items() if len(v)}
-        if missing and align.missing == "error":
-            what, frames = next(iter(missing.items()))
-            tolerance = camera_tolerance if what.startswith("camera") else align.tolerance_s
-            raise FormatError(
-                f"{len(frames)} frame(s) have no {what} sample within {tolerance:g} s: "
-                f"{describe_frames(frames, t_ref - t_ref[0])}"
-                " (set align.missing: drop to leave them out)",
-                file=files.get(what, reference.file),
-                field=what if what in files else f"cameras.{what.split()[-1]}",
-            )
         kept = np.flatnonzero(keep)
+        self._check_missing(missing, where, t_ref, len(kept))
         if len(kept) == 0:
             raise FormatError(
                 "no frame has samples of every stream within tolerance", file=reference.file, field="align"
@@ -601,6 +679,36 @@ class RawReader:
                 highlight=False,
             )
         return self._assemble(episode_id, streams, frame_index, kept, t_ref, aligned, report)
+
+    def _check_missing(
+        self,
+        missing: dict[str, np.ndarray],
+        where: dict[str, tuple[Path, str, float]],
+        t_ref: np.ndarray,
+        kept: int,
+    ) -> None:
+        """Stop on frames without samples (missing: error) or when dropping them would lose most frames."""
+        if not missing:
+            return
+        dropped = len(t_ref) - kept
+        if self.mapping.align.missing == "error":
+            what, frames = next(iter(missing.items()))
+            advice = "set align.missing: drop to leave them out"
+        elif dropped > MAX_DROPPED_SHARE * len(t_ref):
+            what, frames = max(missing.items(), key=lambda item: len(item[1]))
+            advice = (
+                f"align.missing: drop would leave out {dropped} of {len(t_ref)} frames, more than "
+                f"{MAX_DROPPED_SHARE:.0%}: timestamps in the wrong unit or from another clock?"
+            )
+        else:
+            return
+        file, field, tolerance = where[what]
+        raise FormatError(
+            f"{len(frames)} frame(s) have no {what} sample within {tolerance:g} s: "
+            f"{describe_frames(frames, t_ref - t_ref[0])} ({advice})",
+            file=file,
+            field=field,
+        )
 
     def _assemble(
         self,
@@ -626,16 +734,12 @@ class RawReader:
                 np.uint8,
                 describe=lambda t, s=stream, idx=source: s.describe(int(idx[t])),
             )
-        info = self._infos[episode_id]
-        meta = EpisodeMeta(
-            episode_id=episode_id,
-            task=info.task,
-            instruction=info.instruction,
-            success=info.success,
-            length=len(kept),
-            variation=info.variation,
-            source=EpisodeSource(format="raw", path=episode_id),
-            extras={"raw_import": report},
+        meta = self._infos[episode_id].model_copy(
+            update={
+                "length": len(kept),
+                "source": EpisodeSource(format="raw", path=episode_id),
+                "extras": {"raw_import": report},
+            }
         )
         return Episode(meta=meta, arrays=arrays, _on_close=[s.close for s in streams.values()])
 

@@ -308,3 +308,130 @@ def test_parallel_conversion_writes_the_same_episodes(vendor_a, tmp_path):
         for eid in one.episode_ids:
             with one.episode(eid) as a, two.episode(eid) as b:
                 assert_episodes_equal(a, b)
+
+
+# ------------------------------------------------------------------------------------------- log values
+def write_npz_log(root, **arrays) -> None:
+    """episode_000/log.npz holding the CSV log's time column `t` plus `arrays`."""
+    from genima_data.formats.tables import read_table
+
+    folder = root / "episode_000"
+    t = read_table(folder / "joint_states.csv").column("time_s", field="test")
+    np.savez(folder / "log.npz", t=t, **{k: f(t) for k, f in arrays.items()})
+
+
+def test_a_gripper_column_with_two_values_per_row_is_an_error_not_flattened(vendor_a, tmp_path):
+    root, mapping = vendor_a
+    write_npz_log(root, g=lambda t: np.full((len(t), 2), 0.5))  # both fingers logged
+    mapping["gripper"] = {
+        "file": "log.npz",
+        "column": "g",
+        "kind": "open_fraction",
+        "timestamps": {"column": "t", "unit": "s"},
+    }
+    with pytest.raises(FormatError) as info:
+        read(root, mapping, tmp_path).episode("episode_000")
+    assert str(info.value).endswith(
+        "log.npz: episode episode_000: gripper.column: column 'g' has shape (300, 2), expected one value "
+        "per row"
+    )
+
+
+def test_a_joint_array_with_an_extra_axis_names_the_log_and_joints_columns(vendor_a, tmp_path):
+    root, mapping = vendor_a
+    write_npz_log(root, q=lambda t: np.zeros((len(t), 7, 1)))
+    mapping["joints"] |= {"file": "log.npz", "columns": "q", "unit": "rad", "timestamps": {"column": "t"}}
+    with pytest.raises(FormatError) as info:
+        read(root, mapping, tmp_path).episode("episode_000")
+    assert str(info.value).endswith(
+        "log.npz: episode episode_000: joints.columns: column 'q' has shape (300, 7, 1), expected (rows, 7): "
+        "one row of joint values per sample"
+    )
+
+
+def test_nan_in_the_joint_log_is_an_error_naming_column_and_row(vendor_a, tmp_path, run_cli):
+    root, mapping = vendor_a
+
+    def nan_joint1(lines):
+        return [
+            line if i < 30 else line.replace(line.split(",")[1], "nan", 1) for i, line in enumerate(lines)
+        ]
+
+    edit_csv(root / "episode_001" / "joint_states.csv", nan_joint1)
+    path = write_mapping(tmp_path / "m.yaml", mapping)
+    result = run_cli("convert", root, tmp_path / "out.zarr", "--from", "raw", "--mapping", path)
+    assert result.exit_code == 1 and "Traceback" not in result.stderr
+    assert (
+        "joint_states.csv: episode episode_001: joints.columns: row 29 (rows counted from 0): column "
+        "'panda_joint1_deg' is nan, not a finite number" in result.stderr
+    )
+
+
+# ------------------------------------------------------------------------------------------- episode metadata
+@pytest.mark.parametrize("key, value", [("success", "maybe"), ("variation", "abc")])
+def test_an_invalid_value_in_episode_metadata_is_a_one_line_error_not_an_internal_error(
+    vendor_a, tmp_path, run_cli, key, value
+):
+    import json
+
+    root, mapping = vendor_a
+    meta = root / "episode_001" / "meta.json"
+    meta.write_text(json.dumps(json.loads(meta.read_text()) | {key: value}))
+    path = write_mapping(tmp_path / "m.yaml", mapping)
+    result = run_cli("convert", root, tmp_path / "out.zarr", "--from", "raw", "--mapping", path)
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert result.exit_code == 1 and len(errors) == 1, result.stderr
+    assert f"episode_001/meta.json: episode episode_001: {key}: Input should be a valid" in errors[0]
+
+
+# ------------------------------------------------------------------------------------------- dropped share
+def test_joint_timestamps_that_drop_most_frames_are_an_error_not_a_warning(vendor_a, tmp_path):
+    root, mapping = vendor_a
+
+    def shift_clock(lines):  # from row 40 on the log runs on another clock, 100 s ahead
+        out = lines[:41]
+        for line in lines[41:]:
+            t, rest = line.split(",", 1)
+            out.append(f"{float(t) + 100:.6f},{rest}")
+        return out
+
+    edit_csv(root / "episode_000" / "joint_states.csv", shift_clock)
+    with pytest.raises(FormatError) as info:
+        read(root, mapping, tmp_path).episode("episode_000")
+    message = str(info.value)
+    assert (
+        "joint_states.csv: episode episode_000: joints: 26 frame(s) have no joints sample within" in message
+    )
+    assert "align.missing: drop would leave out 26 of 30 frames, more than 50%" in message
+
+
+# ------------------------------------------------------------------------------------------- building
+def test_missing_episode_metadata_names_the_episode_and_skip_invalid_converts_the_rest(
+    vendor_a, tmp_path, run_cli
+):
+    root, mapping = vendor_a
+    (root / "episode_001" / "meta.json").unlink()
+    path = write_mapping(tmp_path / "m.yaml", mapping)
+    args = ("convert", root, tmp_path / "out.zarr", "--from", "raw", "--mapping", path)
+    result = run_cli(*args, "--skip-invalid")
+    assert result.exit_code == 1 and "Traceback" not in result.stderr
+    assert (
+        "episode_001/meta.json: episode episode_001: episodes.metadata: episode metadata file not found"
+        in (result.stderr)
+    )
+    with open_dataset(tmp_path / "out.zarr") as ds:
+        assert ds.episode_ids == ["episode_000"]
+
+
+def test_a_broken_first_episode_names_itself_and_the_frame_rate_comes_from_the_next(vendor_a, tmp_path):
+    root, mapping = vendor_a
+    (root / "episode_000" / "rgb_front" / "frame_000003.png").unlink()
+    reader = read(root, mapping, tmp_path)
+    assert reader.manifest.fps == 10.0
+    with pytest.raises(FormatError) as info:
+        reader.episode("episode_000")
+    assert "stamps.csv: episode episode_000: cameras.front.timestamps: 29 frames but 30 timestamps" in str(
+        info.value
+    )
+    with reader.episode("episode_001") as episode:
+        assert episode.length == 30
