@@ -155,6 +155,9 @@ def show_action_errors(result: Any, *, as_json: bool, report: Path | None) -> No
 
 
 # -------------------------------------------------------------------------------- diffusion agent (issue 6)
+DOWNLOAD_BASE_HELP = "Download the diffusion base model when it is not in the local Hugging Face cache."
+
+
 @app.command("diffusion")
 def diffusion(
     data: Path = typer.Option(..., "--data", help="genima-data dataset (zarr or HDF5)."),
@@ -180,29 +183,28 @@ def diffusion(
     checkpoint_every: int | None = typer.Option(None, "--checkpoint-every", min=1),
     log_every: int | None = typer.Option(None, "--log-every", min=1, help="Steps per metrics.jsonl row."),
     seed: int | None = typer.Option(None, "--seed"),
+    download_weights: bool = typer.Option(False, "--download-weights", help=DOWNLOAD_BASE_HELP),
 ) -> None:
     """Fine-tune GENIMA's diffusion agent (ControlNet on SD-Turbo); multi-GPU: `accelerate launch`."""
     from genima_data.render.targets import TargetConfig
     from genima_models.diffusion.train import train_diffusion
 
+    overrides = {
+        "batch_size": batch_size,
+        "learning_rate": lr,
+        "base_model": base_model,
+        "targets": targets,
+        "target_config": TargetConfig.from_yaml(target_config) if target_config else None,
+        "tile_size": tile_size,
+        "episodes": episodes or None,
+        "mixed_precision": mixed_precision,
+        "num_workers": num_workers,
+        "checkpoint_every": checkpoint_every,
+        "log_every": log_every,
+        "seed": seed,
+    }
     result = train_diffusion(
-        data,
-        out,
-        preset=preset,
-        steps=steps,
-        resume=resume,
-        batch_size=batch_size,
-        learning_rate=lr,
-        base_model=base_model,
-        targets=targets,
-        target_config=TargetConfig.from_yaml(target_config) if target_config else None,
-        tile_size=tile_size,
-        episodes=episodes or None,
-        mixed_precision=mixed_precision,
-        num_workers=num_workers,
-        checkpoint_every=checkpoint_every,
-        log_every=log_every,
-        seed=seed,
+        data, out, preset=preset, steps=steps, resume=resume, download_weights=download_weights, **overrides
     )
     loss = "n/a" if result.loss is None else f"{result.loss:.4f}"
     console.print(f"trained to step {result.step}, last loss {loss} → {result.checkpoint}")
@@ -228,6 +230,7 @@ def eval_diffusion(
     report: Path | None = typer.Option(
         None, "--report", help="Also write the JSON report (with every measurement)."
     ),
+    download_weights: bool = typer.Option(False, "--download-weights", help=DOWNLOAD_BASE_HELP),
 ) -> None:
     """Sphere-localisation metric: pixel error, detection rate and gripper-state accuracy of drawn spheres."""
     from genima_models.diffusion.evaluate import evaluate_diffusion
@@ -242,6 +245,7 @@ def eval_diffusion(
         batch_size=batch_size,
         ground_truth=ground_truth,
         progress=not as_json,
+        download_weights=download_weights,
     )
     if report is not None:
         result.write_json(report)
@@ -270,6 +274,7 @@ def eval_genima(
     device: str | None = typer.Option(None, "--device", help="cpu, cuda, ... (default: GPU if any)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of the table."),
     report: Path | None = typer.Option(None, "--report", help="Also write the JSON report here."),
+    download_weights: bool = typer.Option(False, "--download-weights", help=DOWNLOAD_BASE_HELP),
 ) -> None:
     """Offline evaluation of the chained policy (diffusion agent → ACT): action error per chunk step."""
     from genima_models.policy import evaluate_genima
@@ -286,6 +291,7 @@ def eval_genima(
         texture_folder=textures,
         background=background,  # type: ignore[arg-type]
         progress=not as_json,
+        download_weights=download_weights,
     )
     show_action_errors(result, as_json=as_json, report=report)
 

@@ -42,13 +42,19 @@ TARGET_MODES: tuple[str, ...] = ("auto", "prerendered", "on-the-fly")
 
 # ---------------------------------------------------------------------------------------------- generic
 def episode_split(
-    manifest: Manifest, split: str, *, val_fraction: float = DEFAULT_VAL_FRACTION, seed: int = 0
+    manifest: Manifest,
+    split: str,
+    *,
+    val_fraction: float = DEFAULT_VAL_FRACTION,
+    seed: int = 0,
+    file: str | Path | None = None,
 ) -> list[str]:
     """Episode ids of `split` ('train', 'val', 'all' or any name in ``manifest.splits``).
 
     ``manifest.splits`` wins; with only one of train/val listed, the other is its complement. Without
     splits, a seeded permutation of the episodes puts ``round(n * val_fraction)`` of them (at least one when
-    there are two or more) in 'val': the same dataset and seed always give the same split.
+    there are two or more) in 'val': the same dataset and seed always give the same split. `file` (the
+    dataset) is named in the errors.
     """
     ids = [e.episode_id for e in manifest.episodes]
     if split == "all":
@@ -59,13 +65,14 @@ def episode_split(
         missing = [eid for eid in listed[split] if eid not in known]
         if missing:
             raise TrainingDataError(
-                f"lists episodes not in the dataset: {missing[:5]}", field=f"splits.{split}"
+                f"lists episodes not in the dataset: {missing[:5]}", file=file, field=f"splits.{split}"
             )
         return list(listed[split])
     other = {"train": "val", "val": "train"}.get(split)
     if other is None:
         raise TrainingDataError(
             f"no split '{split}' (splits: {sorted(listed) or 'none'}; 'train', 'val' and 'all' always work)",
+            file=file,
             field="splits",
         )
     if other in listed:
@@ -357,7 +364,9 @@ class ACTDataset(torch.utils.data.Dataset):
             ids = (
                 list(episodes)
                 if episodes is not None
-                else episode_split(manifest, split, val_fraction=val_fraction, seed=split_seed)
+                else episode_split(
+                    manifest, split, val_fraction=val_fraction, seed=split_seed, file=self.path
+                )
             )
             if not ids:
                 raise TrainingDataError(f"split '{split}' has no episodes", file=self.path, field="splits")

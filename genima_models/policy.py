@@ -32,7 +32,13 @@ from genima_data.store import open_dataset
 from genima_models.act.checkpoint import STATE_FILE, locate_checkpoint, read_trainer_state
 from genima_models.act.evaluate import ACTEvaluation, ChunkErrors
 from genima_models.act.policy import ACTPolicy
-from genima_models.data import DEFAULT_VAL_FRACTION, episode_instruction, episode_split, robot_sample
+from genima_models.data import (
+    DEFAULT_VAL_FRACTION,
+    episode_instruction,
+    episode_split,
+    resolve_cameras,
+    robot_sample,
+)
 from genima_models.diffusion.agent import GENIMA_INFERENCE_STEPS, DiffusionAgent
 from genima_models.diffusion.config import DiffusionError
 
@@ -101,9 +107,13 @@ class GenimaPolicy:
         device: str | None = None,
         texture_folder: str | Path | None = None,
         background: Background = "random",
+        download_weights: bool = False,
     ) -> GenimaPolicy:
-        """Both stages from their checkpoints (run directories or checkpoint directories)."""
-        agent = DiffusionAgent.load(diffusion_checkpoint, steps=steps, seed=seed, device=device)
+        """Both stages from their checkpoints (run directories or checkpoint directories); the diffusion
+        base model is downloaded only with `download_weights`."""
+        agent = DiffusionAgent.load(
+            diffusion_checkpoint, steps=steps, seed=seed, device=device, download=download_weights
+        )
         controller = ACTPolicy.from_checkpoint(act_checkpoint, device=device)
         textures = TextureSource(texture_folder, seed=seed)
         source = f"{diffusion_checkpoint} + {act_checkpoint}"
@@ -163,6 +173,7 @@ def evaluate_policy(
     errors = ChunkErrors(chunk)
     samples = 0
     with open_dataset(data) as store:
+        resolve_cameras(store.manifest, policy.agent.config.cameras, file=Path(data))
         lengths = {m.episode_id: m.length for m in store.manifest.episodes}
         unknown = [eid for eid in episodes if eid not in lengths]
         if unknown:
@@ -206,6 +217,7 @@ def evaluate_genima(
     texture_folder: str | Path | None = None,
     background: Background = "random",
     progress: bool = False,
+    download_weights: bool = False,
 ) -> ACTEvaluation:
     """Offline evaluation of the chained policy on `split` of `data` (see `evaluate_policy`); the val split
     is the one the ACT run held out (same fraction and seed) unless the manifest lists splits."""
@@ -217,6 +229,7 @@ def evaluate_genima(
         device=device,
         texture_folder=texture_folder,
         background=background,
+        download_weights=download_weights,
     )
     act_path = locate_checkpoint(act_checkpoint)
     state = read_trainer_state(act_path) if (act_path / STATE_FILE).exists() else {}
@@ -226,6 +239,7 @@ def evaluate_genima(
             split,
             val_fraction=state.get("val_fraction", DEFAULT_VAL_FRACTION),
             seed=state.get("split_seed", 0),
+            file=data,
         )
     return evaluate_policy(
         policy, data, episodes, split=split, frame_stride=frame_stride, seed=seed, progress=progress

@@ -9,7 +9,7 @@ leaves a checkpoint that looks valid. The optimizer state is read back with ``to
 from __future__ import annotations
 
 import json
-import pickle
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -19,10 +19,12 @@ import torch
 from genima_data.atomic import TMP_PREFIX, atomic_output, remove_path
 from genima_models.act.model import CONFIG_FILE, ACTModel
 from genima_models.errors import CheckpointError
+from genima_models.run_dir import load_optimizer_file, read_state_file, state_step
 
 CHECKPOINTS = "checkpoints"
 OPTIMIZER_FILE = "optimizer.pt"
 STATE_FILE = "trainer_state.json"
+STEP_PATTERN = re.compile(r"step-(\d+)")
 
 
 def checkpoint_dirs(out: Path) -> list[Path]:
@@ -30,10 +32,16 @@ def checkpoint_dirs(out: Path) -> list[Path]:
     root = Path(out) / CHECKPOINTS
     if not root.is_dir():
         return []
-    found = [
-        p for p in root.glob("step-*") if not p.name.startswith(TMP_PREFIX) and (p / STATE_FILE).exists()
-    ]
+    found = [p for p in root.iterdir() if STEP_PATTERN.fullmatch(p.name) and (p / STATE_FILE).exists()]
     return sorted(found, key=lambda p: int(p.name.split("-")[1]))
+
+
+def is_act_run(out: Path) -> bool:
+    """Whether `out` is an ACT run directory: a checkpoints/ folder holding only step-N (or leftovers)."""
+    root = Path(out) / CHECKPOINTS
+    return root.is_dir() and all(
+        STEP_PATTERN.fullmatch(p.name) or p.name.startswith(TMP_PREFIX) for p in root.iterdir()
+    )
 
 
 def locate_checkpoint(path: str | Path) -> Path:
@@ -72,16 +80,22 @@ def save_checkpoint(
 
 
 def read_trainer_state(checkpoint: Path) -> dict[str, Any]:
+    return read_state_file(checkpoint / STATE_FILE)
+
+
+def trainer_step(checkpoint: Path) -> int:
+    """The step checkpoint `checkpoint` was saved at."""
+    return state_step(checkpoint / STATE_FILE)
+
+
+def saved_train_settings(checkpoint: Path) -> dict[str, Any]:
+    """The TrainConfig fields a checkpoint's run used (its trainer_state.json "train" object)."""
     path = checkpoint / STATE_FILE
-    try:
-        return json.loads(path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"missing or unreadable trainer state ({exc})", file=path) from None
+    train = read_state_file(path).get("train")
+    if not isinstance(train, dict):
+        raise CheckpointError("trainer state lacks the run's training settings", file=path, field="train")
+    return train
 
 
 def load_optimizer_state(checkpoint: Path) -> dict[str, Any]:
-    path = checkpoint / OPTIMIZER_FILE
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except (FileNotFoundError, RuntimeError, OSError, pickle.UnpicklingError) as exc:
-        raise CheckpointError(f"cannot read optimizer state ({exc})", file=path) from None
+    return load_optimizer_file(checkpoint / OPTIMIZER_FILE)

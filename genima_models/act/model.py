@@ -163,6 +163,12 @@ class ACTModel(nn.Module):
             ) from None
         model = cls(config, stats, pretrained=False)
         model.tokenizer = load_tokenizer(directory / TOKENIZER_DIR)
+        vocab = (config.text_config or {}).get("vocab_size")
+        if vocab is not None and len(model.tokenizer) != vocab:  # another model's tokenizer: wrong token ids
+            raise CheckpointError(
+                f"tokenizer has {len(model.tokenizer)} tokens, the text encoder {vocab}",
+                file=directory / TOKENIZER_DIR,
+            )
         model.load_weights(directory / WEIGHTS_FILE)
         return model
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from genima_data.errors import GenimaDataError
 from genima_models.act.checkpoint import locate_checkpoint
 from genima_models.act.model import ACTModel
 from genima_models.data import stack_camera_images
@@ -23,8 +24,42 @@ from genima_models.errors import TrainingDataError
 GRIPPER_THRESHOLD = 0.5
 
 
+class DeviceError(GenimaDataError):
+    """The requested torch device does not exist on this machine or in this torch build."""
+
+
 def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def available_devices() -> list[str]:
+    """Devices this torch can run on here: cpu, every CUDA GPU, Apple's mps."""
+    devices = ["cpu"]
+    if torch.cuda.is_available():
+        devices += [f"cuda:{index}" for index in range(torch.cuda.device_count())]
+    if torch.backends.mps.is_available():
+        devices.append("mps")
+    return devices
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """`device` checked against this machine (None: the GPU if any, else the CPU); a one-line error names
+    what is available when it is unusable."""
+    if device is None:
+        return default_device()
+    available = available_devices()
+    # a bare type ('cuda') is usable when any device of that type is; torch ignores a CPU's index
+    usable = {*available, *(name.split(":")[0] for name in available)}
+    try:
+        parsed = torch.device(device)
+    except RuntimeError:  # not a device string at all ("foo")
+        parsed = None
+    if parsed is None or (parsed.type != "cpu" and str(parsed) not in usable):
+        raise DeviceError(
+            f"'{device}' is not available on this machine (available: {', '.join(available)})",
+            field="--device",
+        )
+    return parsed
 
 
 class ACTPolicy:
@@ -37,7 +72,7 @@ class ACTPolicy:
         device: str | torch.device | None = None,
         temporal_ensemble: float | None = None,
     ):
-        self.device = torch.device(device) if device is not None else default_device()
+        self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
         self.temporal_ensemble = temporal_ensemble
         self.reset()

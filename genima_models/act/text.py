@@ -15,8 +15,10 @@ from tokenizers.pre_tokenizers import ByteLevel
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
 from genima_models.act.config import ACTConfig
+from genima_models.errors import CheckpointError
 
 START_TOKEN, END_TOKEN = "<|startoftext|>", "<|endoftext|>"
+TOKENIZER_FILES = ("tokenizer.json", "vocab.json")  # what save_pretrained writes (fast / slow tokenizers)
 END_OF_WORD = "</w>"
 
 
@@ -71,5 +73,13 @@ def _text_config_for(tokenizer: CLIPTokenizer, base: CLIPTextConfig) -> CLIPText
 
 
 def load_tokenizer(directory: Path) -> CLIPTokenizer:
-    """The tokenizer a checkpoint saved (local files only)."""
-    return CLIPTokenizer.from_pretrained(directory, local_files_only=True)
+    """The tokenizer a checkpoint saved (local files only); a one-line error when it is missing or broken."""
+    directory = Path(directory)
+    # from_pretrained on a folder without vocabulary files quietly returns an empty tokenizer
+    if not any((directory / name).is_file() for name in TOKENIZER_FILES):
+        raise CheckpointError(f"missing tokenizer (no {' or '.join(TOKENIZER_FILES)})", file=directory)
+    try:
+        return CLIPTokenizer.from_pretrained(directory, local_files_only=True)
+    except Exception as exc:  # tokenizers raises bare Exception; transformers KeyError, TypeError, ValueError
+        reason = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        raise CheckpointError(f"unreadable tokenizer ({reason})", file=directory) from None

@@ -3,7 +3,9 @@
 ``<out>/metrics.jsonl`` gets one JSON row per logged step (step, loss, l1, bce, kl, lr, samples_per_s, ...);
 ``<out>/checkpoints/step-N/`` a checkpoint every ``save_every`` steps and at the end. ``resume=True``
 continues from the latest checkpoint: weights, optimizer state, step and data order (the sampler is seeded
-per epoch and the batches already seen are skipped); metrics logged after that checkpoint are dropped.
+per epoch and the batches already seen are skipped); metrics logged after that checkpoint are dropped;
+`lr`/`lr_backbone` given on resume replace the rates the optimizer state restores. `out` must be new, empty
+or an ACT run (see genima_models.run_dir).
 """
 
 from __future__ import annotations
@@ -25,16 +27,21 @@ from genima_data.errors import GenimaDataError
 from genima_data.progress import progress_bar, stderr_console
 from genima_models.act.augment import augment_images
 from genima_models.act.checkpoint import (
+    CHECKPOINTS,
+    STATE_FILE,
     checkpoint_dirs,
     checkpoint_path,
+    is_act_run,
     load_optimizer_state,
-    read_trainer_state,
     save_checkpoint,
+    saved_train_settings,
+    trainer_step,
 )
 from genima_models.act.config import ACTConfig, TrainConfig, preset_configs
 from genima_models.act.model import CONFIG_FILE, ACTModel
 from genima_models.data import DEFAULT_VAL_FRACTION, ACTDataset, TargetMode
 from genima_models.errors import CheckpointError
+from genima_models.run_dir import check_run_dir, remove_leftovers
 
 METRICS_FILE = "metrics.jsonl"
 LOSS_KEYS = ("loss", "l1", "bce", "kl")
@@ -81,9 +88,38 @@ def _resume_point(out: Path, resume: bool, preset: str) -> Path | None:
     return latest
 
 
+def _saved_train_config(start: Path) -> TrainConfig:
+    try:
+        return TrainConfig(**saved_train_settings(start))
+    except TypeError as exc:  # an unknown or missing field
+        raise CheckpointError(
+            f"unusable training settings ({exc})", file=start / STATE_FILE, field="train"
+        ) from None
+
+
 def _train_config(start: Path | None, preset: str, overrides: dict[str, Any]) -> TrainConfig:
-    base = TrainConfig(**read_trainer_state(start)["train"]) if start else preset_configs(preset)[1]
+    base = _saved_train_config(start) if start else preset_configs(preset)[1]
     return dataclasses.replace(base, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def _check_options(**values: float | None) -> None:
+    """Counts must be > 0, learning rates >= 0 (0 freezes that part); None: the preset's or checkpoint's."""
+    for name, value in values.items():
+        rate = name.startswith("lr")
+        if value is not None and (value < 0 if rate else value <= 0):
+            bound = "greater than or equal to 0" if rate else "greater than 0"
+            raise GenimaDataError(f"Input should be {bound}", field=name)
+
+
+def _apply_learning_rates(optimizer: torch.optim.Optimizer, config: TrainConfig, echo: bool) -> None:
+    """Set the run's rates after loading a checkpoint's optimizer state (which restores the old ones)."""
+    for group, name in zip(optimizer.param_groups, ("lr", "lr_backbone"), strict=True):
+        new = getattr(config, name)
+        if group["lr"] != new and echo:
+            stderr_console.print(
+                f"resuming with {name} {new:g} (checkpoint: {group['lr']:g})", highlight=False
+            )
+        group["lr"] = new
 
 
 def _model(
@@ -196,6 +232,16 @@ def train_act(
         raise GenimaDataError(
             f"unknown mixed precision '{mixed_precision}'; choose from {', '.join(MIXED_PRECISION)}"
         )
+    _check_options(
+        steps=steps,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        lr_backbone=lr_backbone,
+        log_every=log_every,
+        save_every=save_every,
+    )
+    check_run_dir(out, "ACT", is_act_run)
     start = _resume_point(out, resume, preset)
     model_config = ACTConfig.load(start / CONFIG_FILE) if start else preset_configs(preset)[0]
     if start and cameras and list(cameras) != model_config.cameras:
@@ -221,6 +267,9 @@ def train_act(
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=config.seed),
     )
     set_seed(config.seed)
+    if accelerator.is_main_process:
+        (out / CHECKPOINTS).mkdir(parents=True, exist_ok=True)  # marks `out` as an ACT run from the start
+    remove_leftovers(out, out / CHECKPOINTS, main_process=accelerator.is_main_process)
     model = _model(start, preset, model_config, dataset, download_weights)
     optimizer = torch.optim.AdamW(
         [
@@ -241,8 +290,11 @@ def train_act(
     step = 0
     if start:
         optimizer.load_state_dict(load_optimizer_state(start))
-        step = int(read_trainer_state(start)["step"])
-    config = dataclasses.replace(config, steps=steps or (epochs * len(loader) if epochs else config.steps))
+        _apply_learning_rates(optimizer, config, echo=progress and accelerator.is_main_process)
+        step = trainer_step(start)
+    if steps is None:
+        steps = epochs * len(loader) if epochs is not None else config.steps
+    config = dataclasses.replace(config, steps=steps)
     run_state = {
         "train": config.to_dict(),
         "dataset": str(data),

@@ -18,7 +18,7 @@ import torch
 from diffusers import ControlNetModel, EulerDiscreteScheduler, StableDiffusionControlNetPipeline
 
 from genima_data.render.compose import untile_2x2
-from genima_models.act.policy import default_device
+from genima_models.act.policy import resolve_device
 from genima_models.diffusion.checkpoints import resolve_checkpoint
 from genima_models.diffusion.config import DiffusionConfig, DiffusionError
 from genima_models.diffusion.data import check_prompt, tile_images, to_unit_tensor
@@ -54,13 +54,17 @@ class DiffusionAgent:
         seed: int = 0,
         device: str | torch.device | None = None,
         dtype: torch.dtype | None = None,
+        download: bool = False,
     ) -> DiffusionAgent:
         """The agent of a run directory or checkpoint (see `checkpoints.resolve_checkpoint`).
 
-        Defaults: the GPU in half precision when there is one, otherwise the CPU in full precision.
+        Defaults: the GPU in half precision when there is one, otherwise the CPU in full precision. The base
+        model is read from local files only unless `download`.
         """
+        device = resolve_device(device)  # a bad device fails before gigabytes of weights are read
         found = resolve_checkpoint(checkpoint)
-        base = load_base(resolve_base(found.config, found.run_dir), variant=found.config.base_variant)
+        base_model = resolve_base(found.config, found.run_dir)
+        base = load_base(base_model, variant=found.config.base_variant, download=download)
         controlnet = load_controlnet(found.controlnet_dir)
         return cls.from_models(
             base, controlnet, found.config, steps=steps, seed=seed, device=device, dtype=dtype
@@ -79,7 +83,7 @@ class DiffusionAgent:
         dtype: torch.dtype | None = None,
     ) -> DiffusionAgent:
         """The agent of models in memory (see `load` for the device and precision defaults)."""
-        device = torch.device(device) if device is not None else default_device()
+        device = resolve_device(device)
         dtype = dtype or (torch.float16 if device.type == "cuda" else torch.float32)
         pipeline = StableDiffusionControlNetPipeline(
             vae=base.vae,

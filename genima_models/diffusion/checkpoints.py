@@ -28,6 +28,7 @@ import torch
 
 from genima_data.atomic import atomic_output, remove_path
 from genima_models.diffusion.config import CONFIG_FILE, DiffusionConfig, DiffusionError
+from genima_models.run_dir import load_optimizer_file, state_step
 
 CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
 CONTROLNET_DIR = "controlnet"
@@ -58,6 +59,11 @@ def checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
+def is_diffusion_run(run_dir: Path) -> bool:
+    """Whether `run_dir` holds a diffusion-agent run (its genima_diffusion.json or a checkpoint)."""
+    return (Path(run_dir) / CONFIG_FILE).is_file() or bool(checkpoints(run_dir))
+
+
 def save_checkpoint(
     run_dir: Path, step: int, controlnet: Any, optimizer: torch.optim.Optimizer, config: DiffusionConfig
 ) -> Path:
@@ -76,11 +82,11 @@ def save_checkpoint(
 
 def load_optimizer_state(checkpoint_dir: Path, device: torch.device) -> dict[str, Any]:
     """The saved AdamW state (tensors and numbers only: no arbitrary objects are unpickled)."""
-    return torch.load(Path(checkpoint_dir) / OPTIMIZER_FILE, map_location=device, weights_only=True)
+    return load_optimizer_file(Path(checkpoint_dir) / OPTIMIZER_FILE, device)
 
 
 def checkpoint_step(checkpoint_dir: Path) -> int:
-    return int(json.loads((Path(checkpoint_dir) / STATE_FILE).read_text())["step"])
+    return state_step(Path(checkpoint_dir) / STATE_FILE)
 
 
 def resolve_checkpoint(path: str | Path) -> Checkpoint:

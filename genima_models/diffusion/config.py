@@ -139,3 +139,12 @@ def preset_config(preset: str, **overrides: Any) -> DiffusionConfig:
         raise DiffusionError(f"unknown preset '{preset}'; choose from {sorted(PRESETS)}", field="preset")
     values = {"preset": preset, **PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None}}
     return parse_model(DiffusionConfig, values)
+
+
+def check_mixed_precision(config: DiffusionConfig, *, cuda: bool) -> None:
+    """Refuse fp16 without a CUDA GPU before a run starts: on the CPU it fails mid-step on mixed dtypes."""
+    if config.mixed_precision == "fp16" and not cuda:
+        raise DiffusionError(
+            "fp16 needs a CUDA GPU and none is available; use bf16 or no on the CPU",
+            field="mixed_precision",
+        )

@@ -31,7 +31,7 @@ from genima_data.progress import progress_bar
 from genima_data.render.detect import SphereBlob, detect_blobs
 from genima_data.render.targets import GRIPPER, TargetConfig, TargetRenderer, target_frame
 from genima_data.store import open_dataset
-from genima_models.data import episode_instruction
+from genima_models.data import episode_instruction, resolve_cameras
 from genima_models.diffusion.agent import GENIMA_INFERENCE_STEPS, DiffusionAgent
 from genima_models.diffusion.checkpoints import resolve_checkpoint
 from genima_models.diffusion.config import DiffusionConfig, preset_config
@@ -232,19 +232,26 @@ def evaluate_diffusion(
     batch_size: int = 4,
     ground_truth: bool = False,
     progress: bool = True,
+    download_weights: bool = False,
 ) -> DiffusionEvalReport:
-    """Score the agent of `checkpoint` (or, with `ground_truth`, the true targets) on dataset `data`."""
+    """Score the agent of `checkpoint` (or, with `ground_truth`, the true targets) on dataset `data`;
+    `download_weights` lets a missing base model be downloaded."""
     if checkpoint is None and not ground_truth:
         raise StoreError("a checkpoint is needed to evaluate generated images", field="checkpoint")
     config: DiffusionConfig = (
         resolve_checkpoint(checkpoint).config if checkpoint is not None else preset_config("genima")
     )
-    agent = None if ground_truth else DiffusionAgent.load(checkpoint, steps=steps, seed=seed)
     with open_dataset(data) as store:
+        resolve_cameras(store.manifest, config.cameras, file=Path(data))
         chosen = episodes or held_out_episodes(store.manifest)
         unknown = [e for e in chosen if e not in store]
         if unknown:
             raise StoreError(f"no episode(s) {unknown} in the dataset", file=data, field="episodes")
+        agent = (
+            None
+            if ground_truth
+            else DiffusionAgent.load(checkpoint, steps=steps, seed=seed, download=download_weights)
+        )
         renderer = TargetRenderer(store.manifest, config.target_config, root=Path(data))
         report = DiffusionEvalReport(
             source="ground truth" if ground_truth else "generated",

@@ -9,6 +9,7 @@ loads them through `load_base` like any other base model, so tests exercise the 
 from __future__ import annotations
 
 import json
+import warnings
 from collections import Counter
 from dataclasses import dataclass
 from itertools import pairwise
@@ -18,7 +19,13 @@ from typing import Any
 import diffusers
 import torch
 import transformers
-from diffusers import AutoencoderKL, ControlNetModel, EulerDiscreteScheduler, UNet2DConditionModel
+from diffusers import (
+    AutoencoderKL,
+    ControlNetModel,
+    DiffusionPipeline,
+    EulerDiscreteScheduler,
+    UNet2DConditionModel,
+)
 from tokenizers.pre_tokenizers import ByteLevel
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
@@ -62,30 +69,39 @@ def resolve_base(config: DiffusionConfig, run_dir: Path | None) -> str:
     return config.base_model
 
 
-def load_base(base_model: str, *, variant: str | None = None) -> BaseModels:
+def load_base(base_model: str, *, variant: str | None = None, download: bool = False) -> BaseModels:
     """Load the base pipeline's components with `from_pretrained`; a one-line error when weights are absent.
 
-    A Hugging Face id is looked up in the local cache first and downloaded only when it is not there (and
-    ``HF_HUB_OFFLINE`` is not set).
+    A Hugging Face id is read from the local cache only, unless `download` lets `from_pretrained` fetch
+    what is missing (as ACT's ``--download-weights``): an offline run fails at once instead of retrying.
     """
-    import huggingface_hub.constants
+    try:
+        return _load_base(base_model, variant=variant, local_files_only=not download)
+    except (OSError, ValueError) as exc:
+        raise _missing_weights(base_model, exc, downloaded=download) from None
 
-    local = Path(base_model).is_dir()
+
+def fetch_base(config: DiffusionConfig, run_dir: Path) -> None:
+    """Download the base model of `config` into the Hugging Face cache, where `load_base` then finds it.
+
+    Nothing to fetch for a local copy or the tiny preset (its base is built and saved in the run).
+    """
+    base_model = resolve_base(config, run_dir)
+    if config.preset == "tiny" or Path(base_model).is_dir():
+        return
     try:
-        return _load_base(base_model, variant=variant, local_files_only=True)
+        DiffusionPipeline.download(base_model, variant=config.base_variant)
     except (OSError, ValueError) as exc:
-        if local or huggingface_hub.constants.HF_HUB_OFFLINE:
-            raise _missing_weights(base_model, exc) from None
-    try:
-        return _load_base(base_model, variant=variant, local_files_only=False)
-    except (OSError, ValueError) as exc:
-        raise _missing_weights(base_model, exc) from None
+        raise _missing_weights(base_model, exc, downloaded=True) from None
 
 
 def _load_base(base_model: str, *, variant: str | None, local_files_only: bool) -> BaseModels:
     kwargs: dict[str, Any] = {"local_files_only": local_files_only}
     weights = {**kwargs, "variant": variant} if variant else kwargs
-    scheduler = EulerDiscreteScheduler.load_config(base_model, subfolder="scheduler", **kwargs)
+    with warnings.catch_warnings():
+        # diffusers' load_config passes huggingface_hub an argument it deprecated: noise on every load
+        warnings.filterwarnings("ignore", message="The `local_dir_use_symlinks` argument is deprecated")
+        scheduler = EulerDiscreteScheduler.load_config(base_model, subfolder="scheduler", **kwargs)
     return BaseModels(
         tokenizer=CLIPTokenizer.from_pretrained(base_model, subfolder="tokenizer", **kwargs),
         text_encoder=CLIPTextModel.from_pretrained(base_model, subfolder="text_encoder", **weights),
@@ -95,14 +111,19 @@ def _load_base(base_model: str, *, variant: str | None, local_files_only: bool) 
     )
 
 
-def _missing_weights(base_model: str, exc: Exception) -> DiffusionError:
+def _missing_weights(base_model: str, exc: Exception, *, downloaded: bool) -> DiffusionError:
     reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return DiffusionError(
-        f"cannot load the base model '{base_model}': its weights are not available locally and could not "
-        f"be downloaded ({reason}); fetch them where there is network (`huggingface-cli download "
-        f"{base_model}`) and point --base-model at the local copy",
-        field="base_model",
+    elsewhere = (
+        f"fetch it where there is network (`huggingface-cli download {base_model}`) and point --base-model "
+        "at the local copy"
     )
+    if Path(base_model).is_dir():
+        problem = f"the local copy is incomplete ({reason})"
+    elif downloaded:
+        problem = f"it could not be downloaded ({reason}); {elsewhere}"
+    else:
+        problem = f"it is not in the local Hugging Face cache; pass --download-weights, or {elsewhere}"
+    return DiffusionError(f"cannot load the base model '{base_model}': {problem}", field="base_model")
 
 
 def save_base(base: BaseModels, directory: Path) -> None:

@@ -35,20 +35,29 @@ from genima_models.diffusion.checkpoints import (
     CONTROLNET_DIR,
     checkpoint_step,
     checkpoints,
+    is_diffusion_run,
     load_optimizer_state,
     save_checkpoint,
 )
-from genima_models.diffusion.config import CONFIG_FILE, DiffusionConfig, DiffusionError, preset_config
+from genima_models.diffusion.config import (
+    CONFIG_FILE,
+    DiffusionConfig,
+    DiffusionError,
+    check_mixed_precision,
+    preset_config,
+)
 from genima_models.diffusion.data import DiffusionPairs, StepBatchSampler
 from genima_models.diffusion.models import (
     BaseModels,
     build_tiny_base,
     controlnet_from_unet,
+    fetch_base,
     load_base,
     load_controlnet,
     resolve_base,
     save_base,
 )
+from genima_models.run_dir import check_run_dir, remove_leftovers
 
 METRICS_FILE = "metrics.jsonl"
 WEIGHT_DTYPES = {"no": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -85,9 +94,27 @@ def run_config(
         raise DiffusionError(
             f"run was trained with preset '{config.preset}', not '{preset}'", file=run_dir, field="preset"
         )
-    if steps is not None:
-        config = config.model_copy(update={"steps": steps})
+    config = _resumed_config(config, run_dir, steps=steps, **overrides)
     return config, existing[-1][1] if existing else None
+
+
+RESUMABLE_SETTINGS = ("steps", "learning_rate", "num_workers", "checkpoint_every", "log_every")
+
+
+def _resumed_config(config: DiffusionConfig, run_dir: Path, **asked: Any) -> DiffusionConfig:
+    """A resumed run's saved configuration with the settings a resume may change (`RESUMABLE_SETTINGS`);
+    asking for another value of any other setting (the data, the model) is refused, never ignored."""
+    asked = {key: value for key, value in asked.items() if value is not None}
+    wanted = DiffusionConfig.model_validate({**config.model_dump(), **asked})
+    for key in asked:
+        if key not in RESUMABLE_SETTINGS and getattr(wanted, key) != getattr(config, key):
+            raise DiffusionError(
+                f"a resumed run keeps the {key} it was started with ({getattr(config, key)!r}); leave the "
+                "option out, or start a new run",
+                file=run_dir,
+                field=key,
+            )
+    return config.model_copy(update={key: getattr(wanted, key) for key in asked if key in RESUMABLE_SETTINGS})
 
 
 def _tiny_base_to_build(config: DiffusionConfig, run_dir: Path) -> bool:
@@ -164,15 +191,22 @@ def train_diffusion(
     steps: int | None = None,
     resume: bool = False,
     progress: bool = True,
+    download_weights: bool = False,
     **overrides: Any,
 ) -> TrainResult:
     """Train (or resume) a diffusion-agent run on dataset `data`, writing checkpoints to `out`.
 
     `overrides` set DiffusionConfig fields (e.g. ``batch_size=4``, ``base_model="/models/sd-turbo"``) of a
-    new run; a resumed run keeps its saved configuration except `steps`.
+    new run; a resumed run keeps its saved configuration except `steps`. `download_weights` lets the base
+    model be fetched into the Hugging Face cache first (otherwise only local copies are read).
     """
     run_dir = Path(out)
+    check_run_dir(run_dir, "diffusion", is_diffusion_run)
     config, resume_from = run_config(run_dir, preset, resume=resume, steps=steps, **overrides)
+    # settled before anything is written: a run that cannot start leaves no run directory behind
+    check_mixed_precision(config, cuda=torch.cuda.is_available())
+    if download_weights:
+        fetch_base(config, run_dir)
     start = checkpoint_step(resume_from) if resume_from is not None else 0
     if start >= config.steps:
         raise DiffusionError(
@@ -181,15 +215,16 @@ def train_diffusion(
     accelerator = Accelerator(mixed_precision=_mixed_precision(config))
     device, main = accelerator.device, accelerator.is_main_process
     weight_dtype = WEIGHT_DTYPES[accelerator.mixed_precision]
+    remove_leftovers(run_dir, main_process=main)
     base = _base_models(config, run_dir)
     # the dataset is checked before anything is written, so a bad dataset leaves no half-started run
     pairs = DiffusionPairs(data, config, base.tokenizer, target_config=config.target_config)
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)
+        config.save(run_dir)  # first: from now on `run_dir` reads as a diffusion run (resumable)
         if _tiny_base_to_build(config, run_dir):
             with atomic_output(run_dir / config.base_model) as tmp:
                 save_base(base, tmp)
-        config.save(run_dir)
     for frozen in (base.vae, base.unet, base.text_encoder):
         frozen.requires_grad_(False).eval().to(device)
         if weight_dtype != torch.float32:  # frozen parts run in half precision, as GENIMA's
@@ -211,6 +246,8 @@ def train_diffusion(
     controlnet, optimizer = accelerator.prepare(controlnet, optimizer)
     if resume_from is not None:
         optimizer.load_state_dict(load_optimizer_state(resume_from, device))
+        for group in optimizer.param_groups:  # the state restores the old rate; a resume may set a new one
+            group["lr"] = config.learning_rate
     noise_scheduler = DDPMScheduler.from_config(base.scheduler_config)
     sampler = StepBatchSampler(
         len(pairs),

@@ -198,3 +198,9 @@ def test_on_the_fly_rendering_works_in_dataloader_workers(demo_copy):
     serial = next(iter(torch.utils.data.DataLoader(ds, batch_size=6)))
     parallel = next(iter(torch.utils.data.DataLoader(ds, batch_size=6, num_workers=2)))
     assert torch.equal(serial["images"], parallel["images"])
+
+
+def test_unknown_split_error_names_the_dataset_file(act_store):
+    with pytest.raises(TrainingDataError, match="no split 'test'") as err:
+        ACTDataset(act_store, split="test")
+    assert err.value.file == str(act_store)

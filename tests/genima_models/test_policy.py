@@ -180,3 +180,30 @@ def test_rlbench_rollout_runs_in_the_simulator(chained):
     )
     (rollout,) = rlbench_rollouts(chained, "reach_target", episodes=1, max_steps=20)
     assert 0 < rollout.steps <= 20
+
+
+def _without_wrist(src, dst):
+    """A copy of dataset `src` whose manifest and episodes have no wrist camera."""
+    import shutil
+
+    shutil.copytree(src, dst)
+    with open_dataset(dst, "a") as ds:
+        kept = [c.model_dump(mode="json") for c in ds.manifest.cameras if c.name != "wrist"]
+        ds.update_manifest(cameras=kept)
+    for stream in [*dst.glob("episodes/*/cameras/wrist"), *dst.glob("episodes/*/targets/wrist")]:
+        shutil.rmtree(stream)
+    return dst
+
+
+@pytest.mark.parametrize("command", ["eval-diffusion", "eval-genima"])
+def test_eval_on_a_dataset_without_a_tiled_camera_is_one_line_naming_the_camera(
+    command, diffusion_run, act_run, act_store_dir, tmp_path, run_train_cli
+):
+    data = _without_wrist(act_store_dir / "sample.zarr", tmp_path / "nowrist.zarr")
+    args = {
+        "eval-diffusion": ["--ground-truth"],
+        "eval-genima": ["--diffusion-checkpoint", diffusion_run, "--act-checkpoint", act_run, "--steps", 1],
+    }[command]
+    result = run_train_cli(command, "--data", data, "--frame-stride", 11, *args)
+    assert result.exit_code == 1 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert f"{data}: cameras: camera(s) ['wrist'] not in the dataset" in result.stderr

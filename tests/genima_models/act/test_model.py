@@ -1,4 +1,5 @@
 import json
+import shutil
 
 import pytest
 
@@ -164,3 +165,38 @@ def test_genima_preset_matches_the_paper():
     assert config.backbone_weights == "microsoft/resnet-18"
     assert config.text_encoder == "openai/clip-vit-base-patch32" and config.film_stages == [2, 3, 4]
     assert (train.lr, train.lr_backbone, train.weight_decay) == (1e-5, 1e-5, 1e-4)
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda tok: shutil.rmtree(tok), "missing tokenizer"),
+        (lambda tok: (tok / "tokenizer.json").write_text("{}"), "unreadable tokenizer"),
+        (lambda tok: (tok / "tokenizer.json").write_text("garbage"), "unreadable tokenizer"),
+    ],
+    ids=["missing", "empty-json", "not-json"],
+)
+def test_checkpoint_with_missing_or_corrupt_tokenizer_is_a_checkpoint_error(
+    act_run, tmp_path, damage, message
+):
+    from genima_models.act.checkpoint import checkpoint_dirs
+
+    checkpoint = tmp_path / "step"
+    shutil.copytree(checkpoint_dirs(act_run)[-1], checkpoint)
+    damage(checkpoint / "tokenizer")
+    with pytest.raises(CheckpointError, match=message) as err:
+        ACTModel.from_pretrained(checkpoint)
+    assert err.value.file == str(checkpoint / "tokenizer")
+
+
+def test_checkpoint_with_another_models_tokenizer_is_a_checkpoint_error(act_run, tmp_path):
+    from genima_models.act.checkpoint import checkpoint_dirs
+
+    checkpoint = tmp_path / "step"
+    shutil.copytree(checkpoint_dirs(act_run)[-1], checkpoint)
+    shutil.rmtree(checkpoint / "tokenizer")
+    bigger = char_tokenizer()
+    bigger.add_tokens(["<extra>"])
+    bigger.save_pretrained(checkpoint / "tokenizer")
+    with pytest.raises(CheckpointError, match="tokenizer has 515 tokens, the text encoder 514"):
+        ACTModel.from_pretrained(checkpoint)

@@ -89,3 +89,11 @@ def test_policy_loads_the_latest_checkpoint_of_a_run(act_run):
     chunk = policy.predict(IMAGES, PROPRIO, "reach the red target")
     assert chunk.shape == (20, 8) and set(np.unique(chunk[:, 7])) <= {0.0, 1.0}
     assert np.all(np.abs(chunk[:, :7]) < 3.5)  # radians, within the Panda's joint range
+
+
+@pytest.mark.parametrize("device", ["foo", "cuda:99"])
+def test_policy_on_a_device_this_machine_lacks_is_a_one_line_error(make_act_model, device):
+    from genima_models.act.policy import DeviceError
+
+    with pytest.raises(DeviceError, match=rf"^--device: '{device}' is not available .*available: cpu"):
+        ACTPolicy(make_act_model(), device=device)

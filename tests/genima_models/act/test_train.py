@@ -65,3 +65,106 @@ def test_checkpoint_records_the_training_episodes_and_settings(act_run):
     assert state["train"]["batch_size"] == 4 and state["train"]["steps"] == 4
     config = json.loads((checkpoint_dirs(act_run)[-1] / "config.json").read_text())
     assert config["preset"] == "tiny" and config["cameras"] == ACT_TEST_CAMERAS
+
+
+def _copy_run(act_run, tmp_path):
+    """A private copy of the shared `act_run` (tests below modify it)."""
+    out = tmp_path / "run"
+    shutil.copytree(act_run, out)
+    return out
+
+
+def test_out_holding_another_kind_of_run_or_user_files_is_refused_untouched(act_store_dir, tmp_path):
+    from genima_models.run_dir import RunDirectoryError
+
+    user = tmp_path / "mine"
+    user.mkdir()
+    (user / "metrics.jsonl").write_text('{"step": 5, "loss": 1.0}\n')
+    diffusion_run = tmp_path / "dref"
+    diffusion_run.mkdir()
+    (diffusion_run / "genima_diffusion.json").write_text("{}\n")
+    (diffusion_run / "metrics.jsonl").write_text('{"step": 5, "loss": 1.0}\n')
+    for folder in (user, diffusion_run):
+        before = {p.name: p.read_bytes() for p in folder.iterdir()}
+        for resume in (False, True):
+            with pytest.raises(RunDirectoryError, match="is not empty and holds no ACT run"):
+                train_act(act_store_dir / "sample.zarr", folder, steps=1, resume=resume, **FAST)
+        assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    afile = tmp_path / "afile.txt"
+    afile.write_text("mine\n")
+    with pytest.raises(RunDirectoryError, match="is not a directory"):
+        train_act(act_store_dir / "sample.zarr", afile, steps=1, **FAST)
+    assert afile.read_text() == "mine\n"
+    (tmp_path / "empty").mkdir()  # an empty folder is as good as a new one
+    assert train_act(act_store_dir / "sample.zarr", tmp_path / "empty", steps=1, **FAST).checkpoint.is_dir()
+
+
+def test_resume_with_new_learning_rates_uses_and_records_them(act_run, act_store_dir, tmp_path):
+    out = _copy_run(act_run, tmp_path)
+    result = train_act(
+        act_store_dir / "sample.zarr",
+        out,
+        steps=6,
+        resume=True,
+        lr=1e-5,
+        lr_backbone=1e-6,
+        log_every=1,
+        **FAST,
+    )
+    resumed = [r for r in read_metrics(out / "metrics.jsonl") if r["step"] > 4]
+    assert [(r["lr"], r["lr_backbone"]) for r in resumed] == [(1e-5, 1e-6)] * 2
+    groups = torch.load(result.checkpoint / "optimizer.pt", weights_only=True)["param_groups"]
+    assert [g["lr"] for g in groups] == [1e-5, 1e-6]
+    train = read_trainer_state(result.checkpoint)["train"]
+    assert (train["lr"], train["lr_backbone"]) == (1e-5, 1e-6)
+
+
+def test_resume_removes_leftovers_of_interrupted_checkpoint_writes(act_run, act_store_dir, tmp_path):
+    out = _copy_run(act_run, tmp_path)
+    torn = out / "checkpoints" / ".tmp-step-00000006.123.abcdef01"
+    shutil.copytree(checkpoint_dirs(out)[-1], torn)  # a checkpoint write killed before its rename
+    (out / ".tmp-metrics.jsonl.123.abcdef01").write_text("{}\n")
+    train_act(act_store_dir / "sample.zarr", out, steps=5, resume=True, **FAST)
+    assert not torn.exists() and not list(out.glob(".tmp-*"))
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda saved: {"step": saved["step"]}, "trainer state lacks the run's training settings"),
+        (lambda saved: {**saved, "train": {"bogus": 1}}, "unusable training settings"),
+        (lambda saved: {**saved, "step": "four"}, "'step' must be a non-negative integer"),
+        (lambda saved: [1, 2], "trainer state is not a JSON object"),
+    ],
+    ids=["no-train", "unknown-setting", "bad-step", "not-an-object"],
+)
+def test_damaged_trainer_state_is_a_checkpoint_error_naming_the_file(
+    act_run, act_store_dir, tmp_path, damage, message
+):
+    out = _copy_run(act_run, tmp_path)
+    state = checkpoint_dirs(out)[-1] / "trainer_state.json"
+    state.write_text(json.dumps(damage(json.loads(state.read_text()))))
+    with pytest.raises(CheckpointError, match=message) as err:
+        train_act(act_store_dir / "sample.zarr", out, steps=6, resume=True, **FAST)
+    assert err.value.file == str(state)
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "bound"),
+    [
+        ("steps", 0, "greater than 0"),
+        ("steps", -3, "greater than 0"),
+        ("batch_size", 0, "greater than 0"),
+        ("epochs", 0, "greater than 0"),
+        ("save_every", 0, "greater than 0"),
+        ("lr", -1e-3, "greater than or equal to 0"),
+    ],
+)
+def test_non_positive_steps_or_batch_size_are_refused_before_training(
+    act_store_dir, tmp_path, option, value, bound
+):
+    from genima_data.errors import GenimaDataError
+
+    with pytest.raises(GenimaDataError, match=f"{option}: Input should be {bound}"):
+        train_act(act_store_dir / "sample.zarr", tmp_path / "run", **{**FAST, option: value})
+    assert not (tmp_path / "run").exists()

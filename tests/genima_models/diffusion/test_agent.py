@@ -57,3 +57,12 @@ def test_bad_inputs_are_one_line_errors(agent, pairs_dataset, tmp_path):
     (tmp_path / "config.json").write_text("{}")
     with pytest.raises(DiffusionError, match="not a ControlNet checkpoint"):
         DiffusionAgent.load(tmp_path)
+
+
+def test_agent_on_a_device_this_machine_lacks_fails_before_loading_weights(tiny_run, monkeypatch):
+    import genima_models.diffusion.agent as agent_module
+    from genima_models.act.policy import DeviceError
+
+    monkeypatch.setattr(agent_module, "load_base", lambda *a, **k: pytest.fail("weights loaded"))
+    with pytest.raises(DeviceError, match="--device: 'foo' is not available"):
+        DiffusionAgent.load(tiny_run, device="foo")

@@ -83,3 +83,21 @@ def test_a_checkpoint_that_is_not_a_controlnet_is_refused(tmp_path):
     (tmp_path / "broken" / "config.json").write_text(json.dumps({"_class_name": "ControlNetModel"}))
     with pytest.raises(DiffusionError, match="cannot load the ControlNet"):
         load_controlnet(tmp_path / "broken")
+
+
+def test_base_model_is_read_from_the_local_cache_only_unless_download_is_asked(monkeypatch):
+    import genima_models.diffusion.models as models
+
+    attempts = []
+
+    def not_cached(base_model, *, variant, local_files_only):
+        attempts.append(local_files_only)
+        raise OSError("not cached")
+
+    monkeypatch.setattr(models, "_load_base", not_cached)
+    with pytest.raises(DiffusionError, match="not in the local Hugging Face cache; pass --download-weights"):
+        load_base("stabilityai/sd-turbo", variant="fp16")
+    assert attempts == [True]  # no hub request, so no retries offline
+    with pytest.raises(DiffusionError, match="could not be downloaded"):
+        load_base("stabilityai/sd-turbo", variant="fp16", download=True)
+    assert attempts == [True, False]

@@ -1,4 +1,5 @@
 import json
+import shutil
 
 import pytest
 
@@ -87,3 +88,78 @@ def test_a_dataset_without_targets_fails_before_anything_is_written(demo_store_d
     with pytest.raises(StoreError, match="no .*diffusion targets"):
         train_diffusion(demo_store_dir / "sample.zarr", out, preset="tiny", steps=2, targets="stored")
     assert not out.exists()
+
+
+def _copy_run(tiny_run, tmp_path):
+    """A private copy of the shared `tiny_run` (tests below modify it)."""
+    out = tmp_path / "run"
+    shutil.copytree(tiny_run, out)
+    return out
+
+
+def test_out_holding_another_kind_of_run_or_user_files_is_refused_untouched(pairs_dataset, tmp_path):
+    from genima_models.run_dir import RunDirectoryError
+
+    user = tmp_path / "mine"
+    user.mkdir()
+    (user / "metrics.jsonl").write_text('{"step": 5, "loss": 1.0}\n')
+    act_run = tmp_path / "actK"
+    (act_run / "checkpoints" / "step-00000010").mkdir(parents=True)
+    (act_run / "checkpoints" / "step-00000010" / "trainer_state.json").write_text('{"step": 10}\n')
+    (act_run / "metrics.jsonl").write_text('{"step": 5, "loss": 1.0}\n')
+    for folder in (user, act_run):
+        before = sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+        for resume in (False, True):
+            with pytest.raises(RunDirectoryError, match="is not empty and holds no diffusion run"):
+                train_diffusion(pairs_dataset, folder, preset="tiny", steps=1, resume=resume, progress=False)
+        assert sorted(str(p.relative_to(folder)) for p in folder.rglob("*")) == before
+        assert (folder / "metrics.jsonl").read_text() == '{"step": 5, "loss": 1.0}\n'
+    afile = tmp_path / "afile.txt"
+    afile.write_text("mine\n")
+    with pytest.raises(RunDirectoryError, match="is not a directory"):
+        train_diffusion(pairs_dataset, afile, preset="tiny", steps=1, progress=False)
+    assert afile.read_text() == "mine\n"
+
+
+def test_resume_removes_leftovers_of_interrupted_checkpoint_writes(pairs_dataset, tiny_run, tmp_path):
+    out = _copy_run(tiny_run, tmp_path)
+    torn = out / ".tmp-checkpoint-3.123.abcdef01"
+    shutil.copytree(out / "checkpoint-2", torn)  # a checkpoint write killed before its rename
+    train_diffusion(pairs_dataset, out, preset="tiny", steps=3, resume=True, progress=False)
+    assert not torn.exists() and not list(out.glob(".tmp-*"))
+
+
+@pytest.mark.parametrize("name", ["optimizer.pt", "trainer_state.json"])
+def test_damaged_checkpoint_file_is_a_one_line_checkpoint_error(pairs_dataset, tiny_run, tmp_path, name):
+    from genima_models.errors import CheckpointError
+
+    out = _copy_run(tiny_run, tmp_path)
+    damaged = out / "checkpoint-2" / name
+    damaged.write_bytes(b"garbage\x00\x01")
+    with pytest.raises(CheckpointError) as err:
+        train_diffusion(pairs_dataset, out, preset="tiny", steps=3, resume=True, progress=False)
+    assert err.value.file == str(damaged) and "\n" not in str(err.value)
+
+
+def test_resume_refuses_settings_it_would_ignore_and_takes_a_new_learning_rate(
+    pairs_dataset, tiny_run, tmp_path
+):
+    out = _copy_run(tiny_run, tmp_path)
+    with pytest.raises(
+        DiffusionError, match=r"tile_size: a resumed run keeps the tile_size it was started with"
+    ):
+        train_diffusion(
+            pairs_dataset, out, preset="tiny", steps=3, resume=True, tile_size=2 * TILE, progress=False
+        )
+    train_diffusion(
+        pairs_dataset,
+        out,
+        preset="tiny",
+        steps=3,
+        resume=True,
+        learning_rate=1e-3,
+        log_every=1,
+        progress=False,
+    )
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert rows[-1]["step"] == 3 and rows[-1]["lr"] == pytest.approx(1e-3)
