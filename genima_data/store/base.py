@@ -25,7 +25,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 
 from genima_data import __version__
-from genima_data.atomic import remove_temporaries
+from genima_data.atomic import TMP_PREFIX, remove_temporaries
 from genima_data.episode import REQUIRED_PATHS, ArraySource, Episode, spec_for
 from genima_data.errors import CodecUnavailableError, GenimaDataError, StoreError
 from genima_data.schema import (
@@ -344,7 +344,7 @@ class Dataset(ABC):
             },
             writer=f"genima-data {__version__}",
         )
-        if path.exists() and not cls.looks_like(path) and (path.is_file() or any(path.iterdir())):
+        if path.exists() and not cls.looks_like(path) and not _nothing_written(path):
             raise StoreError(f"destination exists and is not a {cls.backend} dataset", file=path)
         if path.exists() and cls.looks_like(path):
             ds = cls.open(path, mode="a")
@@ -357,13 +357,13 @@ class Dataset(ABC):
                 storage = ds.manifest.storage
         else:
             ds = cls(path, manifest, "a")
-            ds._init_layout()
         storage = storage.model_copy(
             update={"requires": required_packages(cls.backend, list(storage.codecs.values()))}
         )
         existing = ds._manifest.episodes
         ds._manifest = manifest.model_copy(update={"storage": storage, "episodes": existing})
-        ds._write_pending(ds._manifest.to_json())
+        ds._write_pending(ds._manifest.to_json())  # first: a run killed after it is recognised and resumes
+        ds._init_layout()
         ds.remove_leftovers()
         return ds
 
@@ -603,6 +603,14 @@ class Dataset(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({str(self.path)!r}, episodes={len(self)}, mode={self.mode!r})"
+
+
+def _nothing_written(path: Path) -> bool:
+    """Whether `path` is a folder holding only empty folders and leftovers of interrupted writes (``.tmp-*``),
+    as a run killed before its first marker leaves it: such a destination is started afresh."""
+    return path.is_dir() and all(
+        p.name.startswith(TMP_PREFIX) or (p.is_dir() and _nothing_written(p)) for p in path.iterdir()
+    )
 
 
 def _require_same_codecs(started: StorageInfo, asked: StorageInfo, kinds: list[str], path: Path) -> None:

@@ -282,3 +282,28 @@ def test_frame_lists_select_the_same_frames_in_every_backend_and_in_lazy_frames(
         assert np.array_equal(
             ep["cameras/front/rgb"][[3, 1], 0], np.asarray(ep["cameras/front/rgb"][:])[[3, 1], 0]
         )
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("left", ["empty folders", "a temporary marker"])
+def test_a_run_killed_before_its_first_marker_resumes(demo_store_dir, tmp_path, backend, left):
+    destination = store_path(tmp_path, backend, "early")
+    (destination / "episodes").mkdir(parents=True)  # what a kill between mkdir and the marker leaves
+    if left == "a temporary marker":
+        (destination / ".tmp-zarr.json.123.abcdef01").write_text('{"half": ')
+    result = convert(demo_store_dir / SAMPLE["zarr"], destination, to=backend)
+    assert result.written == ["episode0", "episode1", "episode2"]
+    assert not list(destination.glob(".tmp-*"))
+    with (
+        open_dataset(destination).episode("episode1") as ep,
+        open_dataset(demo_store_dir / SAMPLE["zarr"]).episode("episode1") as original,
+    ):
+        assert_episodes_equal(ep, original)
+
+
+def test_a_folder_with_user_files_is_still_not_a_destination(tmp_path, manifest):
+    (tmp_path / "mine" / "sub").mkdir(parents=True)
+    (tmp_path / "mine" / "sub" / "notes.txt").write_text("keep")
+    with pytest.raises(StoreError, match="destination exists and is not a zarr dataset"):
+        create_dataset(tmp_path / "mine", manifest, backend="zarr")
+    assert (tmp_path / "mine" / "sub" / "notes.txt").read_text() == "keep"
