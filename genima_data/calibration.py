@@ -121,8 +121,19 @@ class CalibrationFile(BaseModel):
 
 
 # ------------------------------------------------------------------------------------------- helpers
+def _has_bool(value: Any) -> bool:
+    """Whether `value` (a number, or nested sequences of them) holds a boolean, which is not a number here."""
+    if isinstance(value, bool | np.bool_):
+        return True
+    if isinstance(value, np.ndarray):
+        return value.dtype == np.bool_ or (value.dtype == object and any(map(_has_bool, value.flat)))
+    return isinstance(value, list | tuple) and any(map(_has_bool, value))
+
+
 def _numbers(value: Any, *, file: Path, field: str, shape: tuple[int, ...] | None = None) -> np.ndarray:
     """`value` as a float64 array (optionally of `shape`), or a SchemaError naming the field."""
+    if _has_bool(value):
+        raise SchemaError(f"expected numbers, got {value!r}", file=file, field=field)
     try:
         arr = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError):
@@ -134,6 +145,20 @@ def _numbers(value: Any, *, file: Path, field: str, shape: tuple[int, ...] | Non
             )
         arr = arr.reshape(shape)
     return arr
+
+
+def _finite(values: np.ndarray, *, file: Path, field: str) -> np.ndarray:
+    if not np.all(np.isfinite(values)):
+        raise SchemaError("has non-finite entries", file=file, field=field)
+    return values
+
+
+def _number(value: Any, *, file: Path, field: str) -> float:
+    """One number (an image size, say); booleans and non-numbers are a SchemaError naming the field."""
+    arr = _numbers(value, file=file, field=field)
+    if arr.ndim != 0:
+        raise SchemaError(f"expected a number, got {value!r}", file=file, field=field)
+    return float(arr)
 
 
 def _required(doc: Mapping[str, Any], key: str, *, file: Path, prefix: str = "") -> Any:
@@ -238,33 +263,60 @@ def detect_calibration_format(path: str | Path, text: str | None = None) -> str:
 
 
 # ------------------------------------------------------------------------------------------- ROS
-def _ros_values(doc: Mapping[str, Any], key: str, *, file: Path) -> np.ndarray:
-    """A ROS matrix entry ({rows, cols, data} or a bare list) as a flat float array."""
+def _ros_values(
+    doc: Mapping[str, Any], key: str, *, file: Path, shape: tuple[int, int] | None = None
+) -> np.ndarray:
+    """A ROS matrix entry ({rows, cols, data} or a bare list) as an array of `shape` (None: a 1xN vector).
+
+    Declared ``rows``/``cols`` must match the expected shape and the number of values in ``data``.
+    """
     node = _required(doc, key, file=file)
-    data = node.get("data") if isinstance(node, dict) else node
-    return _numbers(data if data is not None else [], file=file, field=key).reshape(-1)
+    data = node.get("data") if isinstance(node, Mapping) else node
+    values = _numbers(data if data is not None else [], file=file, field=key).reshape(-1)
+    # a vector may be declared as a row (what ROS writes) or as a column
+    allowed = [shape] if shape else [(1, values.size), (values.size, 1)]
+    if isinstance(node, Mapping):
+        declared = (node.get("rows"), node.get("cols"))
+        fits = [
+            all(
+                d is None or (not isinstance(d, bool) and d == size)
+                for d, size in zip(declared, dims, strict=True)
+            )
+            for dims in allowed
+        ]
+        if not any(fits):
+            dim, size, given = next(
+                (dim, size, d)
+                for dim, size, d in zip(("rows", "cols"), allowed[0], declared, strict=True)
+                if d is not None and (isinstance(d, bool) or d != size)
+            )
+            what = f"a {shape[0]}x{shape[1]} matrix" if shape else f"{values.size} values in data"
+            raise SchemaError(
+                f"declares {given!r}, expected {size} for {what}", file=file, field=f"{key}.{dim}"
+            )
+    return values if shape is None else _numbers(values, file=file, field=key, shape=shape)
+
+
+def _check_ros_projection(P: np.ndarray, *, file: Path) -> None:
+    """P (3x4) as ROS defines it: finite, with positive focal lengths fx' = P[0, 0], fy' = P[1, 1]."""
+    _finite(P, file=file, field="projection_matrix")
+    if P[0, 0] <= 0 or P[1, 1] <= 0:
+        raise SchemaError(
+            f"focal lengths must be positive, got fx={P[0, 0]:g}, fy={P[1, 1]:g}",
+            file=file,
+            field="projection_matrix",
+        )
 
 
 def read_ros_camera_info(path: Path, doc: Mapping[str, Any], *, name: str | None = None) -> list[Camera]:
     """The camera of a ROS ``sensor_msgs/CameraInfo`` YAML file (see the module docstring)."""
-    K = _numbers(_ros_values(doc, "camera_matrix", file=path), file=path, field="camera_matrix", shape=(3, 3))
+    K = _ros_values(doc, "camera_matrix", file=path, shape=(3, 3))
     if "rectification_matrix" in doc:
-        R = _numbers(
-            _ros_values(doc, "rectification_matrix", file=path),
-            file=path,
-            field="rectification_matrix",
-            shape=(3, 3),
-        )
         T = np.eye(4)
-        T[:3, :3] = R
+        T[:3, :3] = _ros_values(doc, "rectification_matrix", file=path, shape=(3, 3))
         _rigid(T, file=path, field="rectification_matrix")
     if "projection_matrix" in doc:
-        _numbers(
-            _ros_values(doc, "projection_matrix", file=path),
-            file=path,
-            field="projection_matrix",
-            shape=(3, 4),
-        )
+        _check_ros_projection(_ros_values(doc, "projection_matrix", file=path, shape=(3, 4)), file=path)
     coeffs = (
         _ros_values(doc, "distortion_coefficients", file=path) if "distortion_coefficients" in doc else []
     )
@@ -278,8 +330,8 @@ def read_ros_camera_info(path: Path, doc: Mapping[str, Any], *, name: str | None
     )
     data = {
         "name": name or doc.get("camera_name") or path.stem,
-        "width": _required(doc, "image_width", file=path),
-        "height": _required(doc, "image_height", file=path),
+        "width": _number(_required(doc, "image_width", file=path), file=path, field="image_width"),
+        "height": _number(_required(doc, "image_height", file=path), file=path, field="image_height"),
         "K": K.tolist(),
         "distortion": distortion,
     }
@@ -289,6 +341,27 @@ def read_ros_camera_info(path: Path, doc: Mapping[str, Any], *, name: str | None
 
 
 # ------------------------------------------------------------------------------------------- OpenCV
+def _cv_error_detail(exc: BaseException) -> str:
+    """The last line of an OpenCV error (the assertion or message), without its source location."""
+    cause = exc.__cause__ or exc
+    return str(cause).strip().splitlines()[-1] if str(cause).strip() else type(cause).__name__
+
+
+def _fs_matrix(node: Any) -> np.ndarray:
+    """An ``!!opencv-matrix`` node as an array; a SchemaError (to be located) when OpenCV cannot read it."""
+    try:
+        return node.mat()
+    except cv2.error as exc:
+        rows, cols = (node.getNode(dim).real() for dim in ("rows", "cols"))
+        count = node.getNode("data").size()
+        detail = (
+            f"data has {count} values, rows x cols is {rows:g}x{cols:g}"
+            if count != rows * cols
+            else f"OpenCV cannot read the matrix: {_cv_error_detail(exc)}"
+        )
+        raise SchemaError(detail) from None
+
+
 def _fs_value(node: Any) -> Any:
     """A cv2.FileNode as a Python value: None, str, float, ndarray (matrices and sequences)."""
     if node.empty() or node.isNone():
@@ -300,7 +373,7 @@ def _fs_value(node: Any) -> Any:
     if node.isSeq():
         return np.array([_fs_value(node.at(i)) for i in range(node.size())], dtype=object)
     if node.isMap() and {"rows", "cols", "data"} <= set(node.keys()):
-        return node.mat()
+        return _fs_matrix(node)
     return None
 
 
@@ -312,15 +385,22 @@ class _FileStorage:
         try:
             fs = cv2.FileStorage(text, cv2.FILE_STORAGE_READ | cv2.FILE_STORAGE_MEMORY)
         except (cv2.error, SystemError) as exc:
-            cause = exc.__cause__ or exc
-            detail = str(cause).strip().splitlines()[-1] if str(cause).strip() else type(cause).__name__
-            raise FormatError(f"OpenCV FileStorage cannot parse it: {detail}", file=path) from None
+            raise FormatError(
+                f"OpenCV FileStorage cannot parse it: {_cv_error_detail(exc)}", file=path
+            ) from None
         if not fs.isOpened():
             raise FormatError("OpenCV FileStorage cannot open it", file=path)
         root = fs.root()
         names: list[str] = root.keys()  # a FileNode is not iterable by name
-        self.nodes = {key: _fs_value(root.getNode(key)) for key in names}
-        fs.release()
+        self.nodes: dict[str, Any] = {}
+        try:
+            for key in names:
+                try:
+                    self.nodes[key] = _fs_value(root.getNode(key))
+                except SchemaError as exc:
+                    raise exc.located(file=path, field=key) from None
+        finally:
+            fs.release()
 
     def first(self, names: Sequence[str]) -> tuple[str, Any] | None:
         """(name, value) of the first of `names` present, else None."""
@@ -351,12 +431,21 @@ class _FileStorage:
         if self.first(["T_camera_world"]):
             T = _rigid(self.numbers("T_camera_world", (4, 4)), file=self.path, field="T_camera_world")
             return "T_camera_world", invert_transform(T)
-        if self.first(["rvec"]) and self.first(["tvec"]):
-            T_camera_reference = np.eye(4)
-            T_camera_reference[:3, :3] = cv2.Rodrigues(self.numbers("rvec", (3, 1)))[0]
-            T_camera_reference[:3, 3] = self.numbers("tvec", (3,))
-            return "rvec", invert_transform(T_camera_reference)
-        return None
+        present = [name for name in ("rvec", "tvec") if self.first([name])]
+        if not present:
+            return None
+        if len(present) == 1:
+            missing = "tvec" if present == ["rvec"] else "rvec"
+            raise FormatError(
+                f"required with {present[0]} (a pose needs both rvec and tvec)", file=self.path, field=missing
+            )
+        rvec, tvec = (
+            _finite(self.numbers(name, (3,)), file=self.path, field=name) for name in ("rvec", "tvec")
+        )
+        T_camera_reference = np.eye(4)
+        T_camera_reference[:3, :3] = cv2.Rodrigues(rvec.reshape(3, 1))[0]
+        T_camera_reference[:3, 3] = tvec
+        return "rvec", invert_transform(T_camera_reference)
 
 
 def _opencv_distortion_model(fs: _FileStorage) -> str:
@@ -404,11 +493,22 @@ def read_opencv_file_storage(path: Path, text: str, *, name: str | None = None) 
 
 
 # ------------------------------------------------------------------------------------------- Kalibr
-def _kalibr_camera_keys(doc: Mapping[str, Any], *, file: Path) -> list[str]:
-    keys = sorted(doc, key=lambda k: int(KALIBR_CAMERA_KEY.match(str(k)).group(1)))  # type: ignore[union-attr]
+def _kalibr_cameras(doc: Mapping[str, Any], *, file: Path) -> dict[str, Mapping[str, Any]]:
+    """The ``camN`` entries of a camchain, in order (cam0, cam1, ...); other top-level keys are ignored."""
+    numbers = {str(k): int(m.group(1)) for k in doc if (m := KALIBR_CAMERA_KEY.match(str(k)))}
+    keys = sorted(numbers, key=numbers.__getitem__)
+    if not keys:
+        raise FormatError("no cameras (expected cam0, cam1, ...)", file=file)
     if keys != [f"cam{i}" for i in range(len(keys))]:
         raise FormatError(f"cameras must be cam0..cam{len(keys) - 1} without gaps, got {keys}", file=file)
-    return keys
+    for cam in keys:
+        if not isinstance(doc[cam], Mapping):
+            raise FormatError(
+                f"expected a camera mapping (camera_model, intrinsics, ...), got {doc[cam]!r}",
+                file=file,
+                field=cam,
+            )
+    return {cam: doc[cam] for cam in keys}
 
 
 def _kalibr_transform(entry: Mapping[str, Any], key: str, *, file: Path, cam: str) -> Pose:
@@ -464,8 +564,7 @@ def kalibr_poses_in_cam0(doc: Mapping[str, Any], *, file: Path) -> tuple[dict[st
     """T_cam0_camN for every camera by chaining T_cn_cnm1, and T_cam0_imu (None without T_cam_imu)."""
     T_cam0: dict[str, Pose] = {}
     T_cam0_imu: Pose | None = None
-    for i, cam in enumerate(_kalibr_camera_keys(doc, file=file)):
-        entry = doc[cam]
+    for i, (cam, entry) in enumerate(_kalibr_cameras(doc, file=file).items()):
         if i == 0:
             T_cam0[cam] = np.eye(4)
         else:  # T_cn_cnm1 maps cam n-1 points into cam n: cam n's pose in cam n-1 is its inverse
@@ -494,9 +593,12 @@ def read_kalibr_camchain(path: Path, doc: Mapping[str, Any], *, reference: str =
             f"unknown reference '{reference}'; choose imu or one of {sorted(T_cam0)}", file=path
         )
     T_reference_cam0 = invert_transform(T_cam0_reference)
+    entries = _kalibr_cameras(doc, file=path)
     cameras = []
     for cam, T in T_cam0.items():
-        data = _kalibr_camera(cam, doc[cam], file=path) | {"T_world_camera": (T_reference_cam0 @ T).tolist()}
+        data = _kalibr_camera(cam, entries[cam], file=path) | {
+            "T_world_camera": (T_reference_cam0 @ T).tolist()
+        }
         fields = {"K": f"{cam}.intrinsics", "distortion": f"{cam}.distortion_coeffs", "name": cam}
         fields |= {"width": f"{cam}.resolution", "height": f"{cam}.resolution"}
         cameras.append(_camera(data, file=path, fields=fields))

@@ -54,6 +54,8 @@ def dataset_info(path: str | Path) -> dict[str, Any]:
             "backend": ds.backend,
             "format_version": m.format_version,
             "episodes": len(m.episodes),
+            # indexed but gone from disk (a partial copy): one stat per episode, no data read
+            "missing_episodes": [e for e in ds.episode_ids if not ds.episode_path(e).exists()],
             "frames": int(lengths.sum()),
             "episode_length": {
                 "min": int(lengths.min()) if lengths.size else 0,
@@ -82,6 +84,14 @@ def _human_bytes(n: float) -> str:
     raise AssertionError("unreachable")
 
 
+def _episodes_line(info: dict[str, Any]) -> str:
+    missing = info["missing_episodes"]
+    if not missing:
+        return str(info["episodes"])
+    named = ", ".join(missing[:3]) + (", …" if len(missing) > 3 else "")
+    return f"{info['episodes']} [bold red]({len(missing)} missing on disk: {named}; see validate)[/]"
+
+
 def info_renderable(info: dict[str, Any]) -> Group:
     """Rich tables for `dataset_info`'s result."""
     overview = Table(
@@ -93,7 +103,7 @@ def info_renderable(info: dict[str, Any]) -> Group:
     rate = "unknown" if info["success_rate"] is None else f"{info['success_rate']:.1%}"
     for key, value in (
         ("path", info["path"]),
-        ("episodes", str(info["episodes"])),
+        ("episodes", _episodes_line(info)),
         (
             "frames",
             f"{info['frames']} (per episode {length['min']}–{length['max']}, mean {length['mean']:.1f})",

@@ -114,7 +114,7 @@ def test_ros_distortion_models_map_to_ours_without_reordering(tmp_path, model, c
 
 def test_ros_wrong_coefficient_count_names_the_field(tmp_path):
     def edit(doc):
-        doc["distortion_coefficients"]["data"] = [0.1, -0.2, 0.001]
+        doc["distortion_coefficients"] |= {"cols": 3, "data": [0.1, -0.2, 0.001]}
 
     path = _edit_yaml(ROS_FILE, tmp_path / "info.yaml", edit)
     with pytest.raises(SchemaError) as err:
@@ -131,6 +131,67 @@ def test_ros_negative_focal_length_names_camera_matrix(tmp_path):
     with pytest.raises(SchemaError, match="focal lengths must be positive") as err:
         load_calibration(path)
     assert str(err.value).startswith(f"{path}: camera_matrix: ") and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("edit", "field", "message"),
+    [
+        (lambda d: d.update(image_width=True), "image_width", "expected numbers, got True"),
+        (lambda d: d["camera_matrix"]["data"].__setitem__(0, True), "camera_matrix", "expected numbers"),
+    ],
+    ids=["image-width", "camera-matrix"],
+)
+def test_ros_boolean_is_not_taken_for_a_number(tmp_path, edit, field, message):
+    path = _edit_yaml(ROS_FILE, tmp_path / "info.yaml", edit)
+    with pytest.raises(SchemaError, match=message) as err:
+        load_calibration(path)
+    assert str(err.value).startswith(f"{path}: {field}: ")
+
+
+@pytest.mark.parametrize(
+    ("index", "value", "message"),
+    [(5, float("nan"), "non-finite"), (5, -628.0, "focal lengths must be positive")],
+    ids=["nan", "negative-fy"],
+)
+def test_ros_bad_projection_matrix_is_rejected(tmp_path, index, value, message):
+    path = _edit_yaml(
+        ROS_FILE, tmp_path / "info.yaml", lambda d: d["projection_matrix"]["data"].__setitem__(index, value)
+    )
+    with pytest.raises(SchemaError, match=message) as err:
+        load_calibration(path)
+    assert str(err.value).startswith(f"{path}: projection_matrix: ")
+
+
+@pytest.mark.parametrize(
+    ("key", "dims", "field"),
+    [
+        ("camera_matrix", {"rows": 4, "cols": 2}, "camera_matrix.rows"),
+        ("camera_matrix", {"rows": 3, "cols": 4}, "camera_matrix.cols"),
+        ("distortion_coefficients", {"cols": 4}, "distortion_coefficients.cols"),
+        ("distortion_coefficients", {"rows": 5, "cols": 5}, "distortion_coefficients.rows"),
+    ],
+    ids=["K-rows", "K-cols", "D-cols", "D-rows"],
+)
+def test_ros_rows_and_cols_that_disagree_with_the_data_are_rejected(tmp_path, key, dims, field):
+    def edit(doc):
+        doc[key] = {"data": doc[key]["data"]} | dims
+
+    path = _edit_yaml(ROS_FILE, tmp_path / "info.yaml", edit)
+    with pytest.raises(SchemaError, match="declares") as err:
+        load_calibration(path)
+    assert str(err.value).startswith(f"{path}: {field}: ")
+
+
+def test_ros_distortion_declared_as_a_column_is_read_like_a_row(tmp_path):
+    def edit(doc):
+        doc["distortion_coefficients"] = {
+            "rows": 5,
+            "cols": 1,
+            "data": doc["distortion_coefficients"]["data"],
+        }
+
+    column = load_calibration(_edit_yaml(ROS_FILE, tmp_path / "info.yaml", edit))
+    assert column == load_calibration(ROS_FILE)
 
 
 def test_ros_non_orthonormal_rectification_matrix_is_rejected(tmp_path):
@@ -241,6 +302,51 @@ def test_opencv_unparseable_file_is_a_format_error(tmp_path):
     assert "\n" not in str(err.value)
 
 
+OPENCV_SHORT_MATRIX = (
+    "%YAML:1.0\n---\nimage_width: 640\nimage_height: 480\n"
+    "camera_matrix: !!opencv-matrix\n   rows: 3\n   cols: 3\n   dt: d\n   data: [1, 2]\n"
+    "T_world_camera: !!opencv-matrix\n   rows: 4\n   cols: 4\n   dt: d\n   data: [1, 0, 0]\n"
+)
+
+
+@pytest.mark.parametrize("load", [load_calibration, load_pose], ids=["calibration", "pose"])
+def test_opencv_matrix_with_the_wrong_data_count_names_the_node(tmp_path, load):
+    path = tmp_path / "m.yml"
+    path.write_text(OPENCV_SHORT_MATRIX)
+    with pytest.raises(SchemaError, match="data has 2 values, rows x cols is 3x3") as err:
+        load(path)
+    assert str(err.value).startswith(f"{path}: camera_matrix: ") and "\n" not in str(err.value)
+
+
+def test_opencv_nan_in_tvec_is_reported_against_tvec(tmp_path):
+    path = _write_file_storage(
+        tmp_path / "cam.yml",
+        {"image_width": 640, "image_height": 480, "camera_matrix": np.array(FRONT_K)}
+        | {"rvec": np.zeros((3, 1)), "tvec": np.array([[0.1], [np.nan], [1.0]])},
+    )
+    for load in (load_calibration, load_pose):
+        with pytest.raises(SchemaError, match="non-finite") as err:
+            load(path)
+        assert str(err.value).startswith(f"{path}: tvec: ")
+
+
+@pytest.mark.parametrize(("present", "missing"), [("rvec", "tvec"), ("tvec", "rvec")])
+def test_opencv_half_a_pose_is_refused_not_dropped(tmp_path, present, missing):
+    path = _write_file_storage(
+        tmp_path / "cam.yml",
+        {
+            "image_width": 640,
+            "image_height": 480,
+            "camera_matrix": np.array(FRONT_K),
+            present: np.zeros((3, 1)),
+        },
+    )
+    for load in (load_calibration, load_pose):
+        with pytest.raises(FormatError, match=f"required with {present}") as err:
+            load(path)
+        assert str(err.value).startswith(f"{path}: {missing}: ")
+
+
 def test_opencv_missing_image_size_is_named(tmp_path):
     path = _write_file_storage(tmp_path / "cam.yml", {"camera_matrix": np.array(FRONT_K)})
     with pytest.raises(FormatError, match="image size is missing"):
@@ -346,6 +452,29 @@ def test_kalibr_bad_input_names_camera_and_field(tmp_path, edit, error, message,
     with pytest.raises(error, match=message) as err:
         load_calibration(path)
     assert str(err.value).startswith(f"{path}: {field}: ")
+
+
+def test_kalibr_top_level_keys_other_than_cameras_are_ignored(tmp_path):
+    path = _edit_yaml(KALIBR_FILE, tmp_path / "camchain.yaml", lambda d: d.update(imu0={"foo": 1}))
+    assert load_calibration(path, format="kalibr") == load_calibration(KALIBR_FILE)
+
+
+@pytest.mark.parametrize("value", [None, [1, 2], "x"], ids=["null", "list", "string"])
+@pytest.mark.parametrize("cam", ["cam0", "cam1"])
+def test_kalibr_camera_entry_that_is_not_a_mapping_names_the_camera(tmp_path, cam, value):
+    path = _edit_yaml(KALIBR_FILE, tmp_path / "camchain.yaml", lambda d: d.update({cam: value}))
+    with pytest.raises(FormatError, match="expected a camera mapping") as err:
+        load_calibration(path)
+    assert str(err.value).startswith(f"{path}: {cam}: ")
+
+
+def test_kalibr_boolean_resolution_is_not_taken_for_a_number(tmp_path):
+    path = _edit_yaml(
+        KALIBR_FILE, tmp_path / "camchain.yaml", lambda d: d["cam0"].update(resolution=[True, 32])
+    )
+    with pytest.raises(SchemaError, match="expected numbers") as err:
+        load_calibration(path)
+    assert str(err.value).startswith(f"{path}: cam0.resolution: ")
 
 
 def test_kalibr_reference_imu_without_T_cam_imu_is_refused(tmp_path):
@@ -592,6 +721,31 @@ def test_cli_bad_calibration_is_one_line_and_exit_1(run_cli, rig_copy, tmp_path)
     assert result.exit_code == 1
     assert "camera_matrix" in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "field"),
+    [
+        ("m.yml", OPENCV_SHORT_MATRIX, "camera_matrix"),
+        ("c.yaml", KALIBR_FILE.read_text() + "cam2: [1, 2]\n", "cam2"),
+        ("n.yaml", KALIBR_FILE.read_text() + "cam2: null\n", "cam2"),
+    ],
+    ids=["opencv-short-matrix", "kalibr-list-camera", "kalibr-null-camera"],
+)
+def test_cli_malformed_calibration_is_one_line_not_an_internal_error(run_cli, tmp_path, name, text, field):
+    path = tmp_path / name
+    path.write_text(text)
+    result = run_cli("calibration", "show", path)
+    assert result.exit_code == 1
+    assert f"{path}: {field}: " in result.stderr and "internal error" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_cli_kalibr_with_an_imu_entry_shows_the_cameras(run_cli, tmp_path):
+    path = _edit_yaml(KALIBR_FILE, tmp_path / "camchain.yaml", lambda d: d.update(imu0={"foo": 1}))
+    result = run_cli("calibration", "show", path, "--format", "kalibr")
+    assert result.exit_code == 0, result.stderr
+    assert "cam0" in result.stdout and "cam1" in result.stdout
 
 
 def test_cli_camera_option_needs_a_single_file(run_cli, rig_copy):

@@ -1,4 +1,5 @@
 import json
+import shutil
 
 from genima_data import __version__
 
@@ -21,6 +22,15 @@ def test_info_tables_name_cameras_and_codecs(demo_store_dir, run_cli):
     assert result.exit_code == 0
     for text in ("genima-demo", "left_shoulder", "blosc-lz4", "32x32", "reach_target"):
         assert text in result.stdout
+
+
+def test_info_names_indexed_episodes_missing_on_disk(demo_copy, run_cli):
+    victim = demo_copy / "episodes" / ("episode2" if demo_copy.suffix == ".zarr" else "episode2.h5")
+    shutil.rmtree(victim) if victim.is_dir() else victim.unlink()
+    assert json.loads(run_cli("info", demo_copy, "--json").stdout)["missing_episodes"] == ["episode2"]
+    assert "3 (1 missing on disk: episode2; see validate)" in " ".join(
+        run_cli("info", demo_copy).stdout.split()
+    )
 
 
 def test_schema_check_detects_stale_files(tmp_path, run_cli):
