@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from genima_data.calibration import load_calibration
 from genima_data.episode import Episode, LazyFrames
 from genima_data.errors import FormatError, GenimaDataError
 from genima_data.formats.lerobot_layout import (
@@ -259,6 +260,19 @@ class LeRobotReader:
         for key in self.image_keys:
             height, width = self._image_shape(key)
             sizes.setdefault(self._camera_of(key), (width, height))
+        file = Path(calibration) if calibration is not None else self.path / CALIBRATION_PATH
+        if file.is_file():  # the dataset's (or the given) calibration file: say which cameras it lacks
+            calibrated = {camera.name for camera in load_calibration(file)}
+            missing = [name for name in sizes if name not in calibrated]
+            if missing:
+                given = "the calibration file" if calibration is not None else CALIBRATION_PATH
+                raise FormatError(
+                    f"no calibration for camera(s) {missing}: {given} has only {sorted(calibrated)}; "
+                    "pass --calibration FILE covering them, or --reader-opt 'cameras=[...]' to import "
+                    "fewer cameras",
+                    file=file,
+                    field="cameras",
+                )
         return calibrated_cameras(
             list(sizes),
             calibration,

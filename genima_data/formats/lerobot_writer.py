@@ -269,7 +269,8 @@ class LeRobotWriter:
     """Writes Episodes as a LeRobot v3.0 dataset (see the module docstring for crash safety).
 
     Options: `image_codec` (video codec; default libsvtav1 if PyAV has it, else libx264), `crf` (30),
-    `target_crf` (sphere target streams, encoded as RGB with libx264rgb; 18), `gop` (keyframe interval, 2),
+    `target_crf` (sphere target streams, encoded as RGB with libx264rgb; 18), `gop` (keyframe interval, 2);
+    a resumed or extended dataset keeps the video settings it was started with (others are refused),
     `episodes_per_file` (close a file group after this many episodes; default by LeRobot's size limits
     `data_file_mb`/`video_file_mb`), `retime` (accept timestamps off the
     fps grid: frames are re-stamped on the grid and the originals kept in genima.timestamps),
@@ -282,9 +283,9 @@ class LeRobotWriter:
         manifest: Manifest | None,
         *,
         image_codec: str | None = None,
-        crf: int = 30,
-        target_crf: int = TARGET_SETTINGS.crf,
-        gop: int = 2,
+        crf: int | None = None,
+        target_crf: int | None = None,
+        gop: int | None = None,
         episodes_per_file: int | None = None,
         data_file_mb: float = 100,
         video_file_mb: float = 500,
@@ -292,19 +293,30 @@ class LeRobotWriter:
         tolerance_s: float = DEFAULT_TOLERANCE_S,
     ) -> None:
         self.path = Path(path)
-        self.settings = VideoSettings(vcodec=image_codec, crf=int(crf), gop=int(gop))
-        self.target_settings = replace(TARGET_SETTINGS, crf=int(target_crf), gop=int(gop))
         self.episodes_per_file = episodes_per_file
         self.data_file_bytes, self.video_file_bytes = data_file_mb * 2**20, video_file_mb * 2**20
         self.retime, self.tolerance_s = bool(retime), float(tolerance_s)
         self.manifest = writer_manifest(manifest, self._existing_manifest(), path=self.path, what="LeRobot")
         fps = self.manifest.fps
         self.fps: int | float = int(fps) if float(fps).is_integer() else fps
-        self._plan: dict[str, Any] | None = self._recorded_plan()
+        recorded = self._recorded_state()
+        self._plan: dict[str, Any] | None = recorded.get("plan")
+        self._video = self._video_record(
+            recorded.get("video"), image_codec=image_codec, crf=crf, target_crf=target_crf, gop=gop
+        )
+        self.settings = VideoSettings(
+            vcodec=self._video["image_codec"], crf=self._video["crf"], gop=self._video["gop"]
+        )
+        self.target_settings = replace(TARGET_SETTINGS, crf=self._video["target_crf"], gop=self._video["gop"])
         self._group: FileGroup | None = None
         self._remove_leftovers()
         rows = sorted(self._completed_rows(), key=lambda r: r["episode_index"])
         self._done = {json.loads(r[EPISODE_META_COLUMN])["episode_id"] for r in rows}
+        # where each closed episode's metadata is kept (the genima/episode column), for require_same_episode
+        self._stored: dict[str, tuple[str, Path]] = {
+            json.loads(r[EPISODE_META_COLUMN])["episode_id"]: (r[EPISODE_META_COLUMN], r["file"])
+            for r in rows
+        }
         self._episodes_closed, self._frames_closed = len(rows), sum(r["length"] for r in rows)
         self._tasks: dict[str, int] = {}
         for row in rows:
@@ -313,16 +325,20 @@ class LeRobotWriter:
         self._next_group = max(
             ((r["meta/episodes/chunk_index"], r["meta/episodes/file_index"]) for r in rows), default=None
         )
-        self._write_pending()
+        # a committed dataset is marked incomplete only once something is appended to it: a run refused
+        # before that (another seed, other video settings) leaves it readable
+        self._marked = False
+        if not (self.path / INFO_PATH).is_file() or (self.path / PENDING_PATH).is_file():
+            self._write_pending()
 
     # ---------------------------------------------------------------- opening and resuming
     def _existing_manifest(self) -> Manifest | None:
         if not self.path.exists():
             return None
         if not looks_like_lerobot(self.path):
-            if self.path.is_file() or any(self.path.iterdir()):
+            if not self._only_leftovers():
                 raise StoreError("destination exists and is not a LeRobot dataset", file=self.path)
-            return None
+            return None  # new, or a run killed before its write marker landed: _remove_leftovers cleans up
         pending = self.path / PENDING_PATH
         if pending.is_file():
             return parse_model(Manifest, read_json(pending, what="write marker")["manifest"], file=pending)
@@ -336,13 +352,57 @@ class LeRobotWriter:
             recorded, load_calibration(self.path / CALIBRATION_PATH), file=self.path / GENIMA_PATH
         )
 
-    def _recorded_plan(self) -> dict[str, Any] | None:
+    def _only_leftovers(self) -> bool:
+        """Whether the destination holds nothing but what a run killed while writing its first file left:
+        an empty ``meta/`` directory and temporaries (``.tmp-*``)."""
+        if not self.path.is_dir():
+            return False
+        for entry in self.path.iterdir():
+            if entry.name.startswith(TMP_PREFIX):
+                continue
+            if entry.name != "meta" or not entry.is_dir():
+                return False
+            if any(not e.name.startswith(TMP_PREFIX) for e in entry.iterdir()):
+                return False
+        return True
+
+    def _recorded_state(self) -> dict[str, Any]:
+        """The write marker of an unfinished run, else meta/genima.json of a committed one, else {}."""
         pending = self.path / PENDING_PATH
         if pending.is_file():
-            return read_json(pending, what="write marker").get("plan")
+            return read_json(pending, what="write marker")
         if (self.path / GENIMA_PATH).is_file():
-            return read_json(self.path / GENIMA_PATH, what="meta/genima.json").get("plan")
-        return None
+            return read_json(self.path / GENIMA_PATH, what="meta/genima.json")
+        return {}
+
+    def _video_record(
+        self,
+        recorded: dict[str, Any] | None,
+        *,
+        image_codec: str | None,
+        crf: int | None,
+        target_crf: int | None,
+        gop: int | None,
+    ) -> dict[str, Any]:
+        """The video settings to write with: those the dataset was started with (settings asked for that
+        differ are refused: its videos and info.json would disagree), else the options or their defaults."""
+        asked = {"image_codec": image_codec, "crf": crf, "target_crf": target_crf, "gop": gop}
+        asked = {k: (v if v is None or k == "image_codec" else int(v)) for k, v in asked.items()}
+        if recorded is not None:
+            for key, value in asked.items():
+                if value is not None and recorded.get(key) != value:
+                    what = "image codec" if key == "image_codec" else key
+                    option = "codec" if key == "image_codec" else key
+                    raise StoreError(
+                        f"the dataset was started with {what} {recorded.get(key)!r}, not {value!r}; resume "
+                        f"without the {option} option or choose another destination",
+                        file=self.path,
+                    )
+            return dict(recorded)
+        defaults = {"crf": 30, "target_crf": TARGET_SETTINGS.crf, "gop": 2}
+        chosen = {k: (v if v is not None else defaults.get(k)) for k, v in asked.items()}
+        chosen["image_codec"] = VideoSettings(vcodec=image_codec).codec()  # the default resolved, recorded
+        return chosen
 
     def _remove_leftovers(self) -> None:
         """Temporaries of an interrupted run, and data/video files whose group never got its metadata."""
@@ -374,19 +434,38 @@ class LeRobotWriter:
         ]
         rows = []
         for file in sorted((self.path / EPISODES_DIR).glob("chunk-*/file-*.parquet")):
-            rows += pq.read_table(file, columns=columns).to_pylist()
+            rows += [{**row, "file": file} for row in pq.read_table(file, columns=columns).to_pylist()]
         return rows
 
     def _write_pending(self) -> None:
         marker = {
             "manifest": self.manifest.model_dump(mode="json", exclude={"episodes", "storage"}),
             "plan": self._plan,
+            "video": self._video,
         }
         atomic_write_text(self.path / PENDING_PATH, json.dumps(marker, indent=2))
+        self._marked = True
 
     # ---------------------------------------------------------------- writer protocol
     def has_episode(self, episode_id: str) -> bool:
         return episode_id in self._done
+
+    def require_same_episode(self, meta: EpisodeMeta) -> None:
+        """Raise unless the episode kept under `meta`'s id has the same metadata: a resumed run must not
+        keep an episode of another dataset that shares the manifest (another seed, a re-recording)."""
+        if meta.episode_id not in self._stored:
+            return  # written by this run
+        text, file = self._stored[meta.episode_id]
+        stored = EpisodeMeta.model_validate_json(text).model_dump(mode="json")
+        given = meta.model_dump(mode="json")
+        differing = [key for key in given if stored.get(key) != given[key]]
+        if differing:
+            raise StoreError(
+                f"destination already holds a different episode with this id (differs in "
+                f"{', '.join(differing)}); choose another destination or remove it",
+                file=file,
+                episode=meta.episode_id,
+            )
 
     def write_episode(self, episode: Episode) -> None:
         """Append one episode to the open file group; nothing of it remains if it fails."""
@@ -396,6 +475,8 @@ class LeRobotWriter:
             check_episode_structure(episode, self.manifest)
             if self._plan is None:
                 self._plan = plan_features(episode, self.manifest, fps=self.fps, retime=self.retime)
+                self._write_pending()
+            elif not self._marked:
                 self._write_pending()
             self._check_same_features(episode)
             self._append(episode)
@@ -623,6 +704,7 @@ class LeRobotWriter:
             "manifest": manifest_record(self.manifest),
             "arrays": plan["arrays"],
             "plan": plan,
+            "video": self._video,
         }
         atomic_write_text(self.path / GENIMA_PATH, json.dumps(genima, indent=2) + "\n")
         info = self._info(features, plan["sources"], rows)

@@ -598,3 +598,90 @@ def test_sphere_targets_on_procedural_backgrounds_come_back_above_35db(tmp_path)
         with src.episode(eid) as a, back.episode(eid) as b:
             for path in targets:
                 assert psnr(a.load(path), b.load(path)) >= MIN_PSNR_DB, (eid, path)
+
+
+def test_resuming_from_another_seed_refuses_the_different_episodes(tmp_path):
+    from genima_data.demo import build_demo
+
+    seed0 = build_demo(tmp_path / "s.zarr", episodes=2, frames=4, size=16).path
+    seed1 = build_demo(tmp_path / "s1.zarr", episodes=2, frames=4, size=16, seed=1).path
+    out = tmp_path / "lr"
+    convert(seed0, out, to="lerobot")
+    info = (out / INFO_PATH).read_text()
+    with pytest.raises(
+        StoreError, match=r"already holds a different episode with this id \(differs in seed"
+    ) as e:
+        convert(seed1, out, to="lerobot")
+    assert "meta/episodes/chunk-000/file-000.parquet" in str(e.value) and "episode0" in str(e.value)
+    assert "\n" not in str(e.value)
+    # the refused run leaves the committed dataset as it was, readable
+    assert (out / INFO_PATH).read_text() == info
+    assert LeRobotReader(out).episode_ids == ["episode0", "episode1"]
+    assert convert(seed0, out, to="lerobot").skipped == ["episode0", "episode1"]
+    # an interrupted export resumed from the other source is refused as well (no mixed episodes)
+    cut = tmp_path / "cut"
+    writer = LeRobotWriter(cut, open_dataset(seed0).manifest, episodes_per_file=1)
+    with open_dataset(seed0).episode("episode0") as episode:
+        writer.write_episode(episode)
+    writer.write_episode(demo_episode(1, frames=4, size=16))  # closes episode0's group
+    del writer
+    with pytest.raises(StoreError, match="different episode with this id"):
+        convert(seed1, cut, to="lerobot", writer_options={"episodes_per_file": 1})
+
+
+def test_resuming_with_other_video_settings_is_refused(tmp_path):
+    from genima_data.demo import build_demo
+
+    source = build_demo(tmp_path / "s.zarr", episodes=2, frames=4, size=16).path
+    out = tmp_path / "lr"
+    convert(source, out, to="lerobot", writer_options={"image_codec": "libx264", "crf": 28})
+    info = (out / INFO_PATH).read_text()
+    for options, message in [
+        (
+            {"image_codec": "libsvtav1"},
+            r"started with image codec 'libx264', not 'libsvtav1'; resume without ",
+        ),
+        ({"crf": 20}, r"started with crf 28, not 20; resume without the crf option"),
+    ]:
+        with pytest.raises(StoreError, match=message):
+            convert(source, out, to="lerobot", writer_options=options)
+        assert (out / INFO_PATH).read_text() == info
+    # an interrupted run resumed with other settings is refused too
+    writer = LeRobotWriter(tmp_path / "cut", open_dataset(source).manifest, image_codec="libx264")
+    del writer
+    with pytest.raises(StoreError, match="started with image codec 'libx264', not 'libsvtav1'"):
+        convert(source, tmp_path / "cut", to="lerobot", writer_options={"image_codec": "libsvtav1"})
+    # without the options the recorded settings are kept
+    convert(source, tmp_path / "cut", to="lerobot")
+    features = lerobot_json(tmp_path / "cut")["features"]
+    assert features["observation.images.front"]["info"]["video.codec"] == "h264"
+
+
+def test_run_killed_before_its_write_marker_landed_can_be_resumed(tmp_path):
+    from genima_data.demo import build_demo
+
+    source = build_demo(tmp_path / "s.zarr", episodes=2, frames=4, size=16).path
+    early = tmp_path / "early"
+    (early / "meta").mkdir(parents=True)  # killed while atomically writing meta/.genima-pending.json
+    (early / "meta" / ".tmp-.genima-pending.json.123.abcd").write_text("{")
+    result = convert(source, early, to="lerobot")
+    assert result.written == ["episode0", "episode1"]
+    assert not list(early.rglob(".tmp-*"))
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "meta").mkdir()
+    (tmp_path / "mine" / "meta" / "notes.txt").write_text("keep")
+    with pytest.raises(StoreError, match="not a LeRobot dataset"):
+        convert(source, tmp_path / "mine", to="lerobot")
+    assert (tmp_path / "mine" / "meta" / "notes.txt").read_text() == "keep"
+
+
+def test_calibration_file_lacking_a_camera_names_the_file_and_the_camera(lerobot_copy):
+    calibration = lerobot_copy / "meta" / "calibration.json"
+    record = json.loads(calibration.read_text())
+    record["cameras"] = [c for c in record["cameras"] if c["name"] != "wrist"]
+    calibration.write_text(json.dumps(record))
+    with pytest.raises(
+        FormatError, match=r"no calibration for camera\(s\) \['wrist'\]: meta/calibration.json has"
+    ) as e:
+        LeRobotReader(lerobot_copy)
+    assert "carries none" not in str(e.value) and "calibration.json" in str(e.value)
