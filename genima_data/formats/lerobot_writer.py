@@ -62,7 +62,7 @@ from genima_data.formats.mapping import (
 )
 from genima_data.formats.video import VideoConcatenator, VideoSettings, VideoWriter, import_av
 from genima_data.schema import EpisodeMeta, EpisodeSummary, Manifest, natural_key, parse_model
-from genima_data.store.base import check_episode_structure
+from genima_data.store.base import check_episode_structure, require_same_meta
 
 CHUNKS_SIZE = 1000  # files per chunk directory, LeRobot's default
 # sphere targets as RGB planes: yuv420p's halved chroma caps their label colours at 24-33 dB at any crf
@@ -456,16 +456,7 @@ class LeRobotWriter:
         if meta.episode_id not in self._stored:
             return  # written by this run
         text, file = self._stored[meta.episode_id]
-        stored = EpisodeMeta.model_validate_json(text).model_dump(mode="json")
-        given = meta.model_dump(mode="json")
-        differing = [key for key in given if stored.get(key) != given[key]]
-        if differing:
-            raise StoreError(
-                f"destination already holds a different episode with this id (differs in "
-                f"{', '.join(differing)}); choose another destination or remove it",
-                file=file,
-                episode=meta.episode_id,
-            )
+        require_same_meta(EpisodeMeta.model_validate_json(text), meta, file=file)
 
     def write_episode(self, episode: Episode) -> None:
         """Append one episode to the open file group; nothing of it remains if it fails."""

@@ -471,16 +471,9 @@ class Dataset(ABC):
     def require_same_episode(self, meta: EpisodeMeta) -> None:
         """Raise unless the episode on disk with `meta`'s id has the same metadata: a resumed run must
         not keep an episode of another dataset that shares the manifest (another seed, a re-recording)."""
-        stored = self._read_meta(meta.episode_id).model_dump(mode="json")
-        given = meta.model_dump(mode="json")
-        differing = [key for key in given if stored.get(key) != given[key]]
-        if differing:
-            raise StoreError(
-                f"destination already holds a different episode with this id (differs in "
-                f"{', '.join(differing)}); choose another destination or remove it",
-                file=self._episode_location(meta.episode_id),
-                episode=meta.episode_id,
-            )
+        require_same_meta(
+            self._read_meta(meta.episode_id), meta, file=self._episode_location(meta.episode_id)
+        )
 
     def write_episode(self, episode: Episode, *, replace: bool = False) -> None:
         """Write one episode atomically: it appears complete or not at all. An episode already on disk is
@@ -603,6 +596,20 @@ class Dataset(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({str(self.path)!r}, episodes={len(self)}, mode={self.mode!r})"
+
+
+def require_same_meta(stored: EpisodeMeta, given: EpisodeMeta, *, file: str | Path) -> None:
+    """Raise unless an episode kept at a destination (`stored`, in `file`) has the metadata of the one a
+    resumed run would have written there (`given`)."""
+    kept, asked = stored.model_dump(mode="json"), given.model_dump(mode="json")
+    differing = [key for key in asked if kept.get(key) != asked[key]]
+    if differing:
+        raise StoreError(
+            f"destination already holds a different episode with this id (differs in "
+            f"{', '.join(differing)}); choose another destination or remove it",
+            file=file,
+            episode=given.episode_id,
+        )
 
 
 def _nothing_written(path: Path) -> bool:
