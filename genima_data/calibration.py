@@ -277,24 +277,22 @@ def _ros_values(
     allowed = [shape] if shape else [(1, values.size), (values.size, 1)]
     if isinstance(node, Mapping):
         declared = (node.get("rows"), node.get("cols"))
-        fits = [
-            all(
-                d is None or (not isinstance(d, bool) and d == size)
-                for d, size in zip(declared, dims, strict=True)
-            )
-            for dims in allowed
-        ]
-        if not any(fits):
-            dim, size, given = next(
-                (dim, size, d)
-                for dim, size, d in zip(("rows", "cols"), allowed[0], declared, strict=True)
-                if d is not None and (isinstance(d, bool) or d != size)
-            )
+        mismatches = [_declared_mismatch(declared, dims) for dims in allowed]
+        if all(mismatches):
+            dim, size, given = mismatches[0]
             what = f"a {shape[0]}x{shape[1]} matrix" if shape else f"{values.size} values in data"
             raise SchemaError(
                 f"declares {given!r}, expected {size} for {what}", file=file, field=f"{key}.{dim}"
             )
     return values if shape is None else _numbers(values, file=file, field=key, shape=shape)
+
+
+def _declared_mismatch(declared: tuple[Any, Any], dims: tuple[int, int]) -> tuple[str, int, Any] | None:
+    """(rows or cols, expected, declared) of the first declared dimension off `dims`; None when all fit."""
+    for dim, size, given in zip(("rows", "cols"), dims, declared, strict=True):
+        if given is not None and (isinstance(given, bool) or given != size):
+            return dim, size, given
+    return None
 
 
 def _check_ros_projection(P: np.ndarray, *, file: Path) -> None:

@@ -311,12 +311,12 @@ class LeRobotWriter:
         self._group: FileGroup | None = None
         self._remove_leftovers()
         rows = sorted(self._completed_rows(), key=lambda r: r["episode_index"])
-        self._done = {json.loads(r[EPISODE_META_COLUMN])["episode_id"] for r in rows}
         # where each closed episode's metadata is kept (the genima/episode column), for require_same_episode
         self._stored: dict[str, tuple[str, Path]] = {
             json.loads(r[EPISODE_META_COLUMN])["episode_id"]: (r[EPISODE_META_COLUMN], r["file"])
             for r in rows
         }
+        self._done = set(self._stored)
         self._episodes_closed, self._frames_closed = len(rows), sum(r["length"] for r in rows)
         self._tasks: dict[str, int] = {}
         for row in rows:

@@ -1009,9 +1009,10 @@ def check_required(demo: Demo, name: str, column: Column | None) -> None:
     """Raise unless a required column (`REQUIRED_COLUMNS`) holds numbers in every frame."""
     if column is None:
         raise FormatError("missing from every observation", field=name)
-    problem = frame_problem(column_frames(demo, name), gaps=False)
+    frames = column_frames(demo, name)
+    problem = frame_problem(frames, gaps=False)
     if problem is None and column.kind not in ("ndarray", "float", "np_scalar"):
-        problem = f"holds {_describe(column_frames(demo, name)[0])} in every frame; expected numbers"
+        problem = f"holds {_describe(frames[0])} in every frame; expected numbers"
     if problem is not None:
         raise FormatError(problem, field=name)
 

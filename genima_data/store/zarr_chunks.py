@@ -255,9 +255,7 @@ class DirectArray:
             out[...] = self.fill_value
             return
         try:
-            index = self._indexes.get(shard)
-            if index is None:
-                index = self._indexes[shard] = _read_shard_index(fd, self._key(shard), rows)
+            index = self._shard_index(fd, shard, rows)
             for frame, (offset, nbytes) in zip(out, index[first : first + len(out)], strict=True):
                 if offset == _EMPTY:  # a chunk zarr left out: it holds only the fill value
                     frame[...] = self.fill_value
@@ -266,6 +264,13 @@ class DirectArray:
         finally:
             if self._fds is None:
                 os.close(fd)
+
+    def _shard_index(self, fd: int, shard: int, rows: int) -> list[tuple[int, int]]:
+        """The (offset, nbytes) entries of an open shard of `rows` chunks, read once per shard."""
+        index = self._indexes.get(shard)
+        if index is None:
+            index = self._indexes[shard] = _read_shard_index(fd, self._key(shard), rows)
+        return index
 
     @property
     def chunk_count(self) -> int:
@@ -284,7 +289,7 @@ class DirectArray:
                 missing += rows
                 continue
             try:
-                index = _read_shard_index(fd, self._key(shard), self.shard_rows)
+                index = self._shard_index(fd, shard, self.shard_rows)
             finally:
                 if self._fds is None:
                     os.close(fd)

@@ -197,7 +197,8 @@ def train_diffusion(
     """Train (or resume) a diffusion-agent run on dataset `data`, writing checkpoints to `out`.
 
     `overrides` set DiffusionConfig fields (e.g. ``batch_size=4``, ``base_model="/models/sd-turbo"``) of a
-    new run; a resumed run keeps its saved configuration except `steps`. `download_weights` lets the base
+    new run; a resumed run keeps its saved configuration except `RESUMABLE_SETTINGS` (asking for another
+    value of any other setting is refused). `download_weights` lets the base
     model be fetched into the Hugging Face cache first (otherwise only local copies are read).
     """
     run_dir = Path(out)
